@@ -1,0 +1,354 @@
+"""The internal kinds of RDD: how each one's partitions are described and computed.
+
+Every RDD answers three questions for the scheduler: its *splits* (one small picklable
+descriptor per partition, ``split.index`` being the partition number), its *compute*
+function (``compute(split) -> iterator``, picklable, built from the parents' compute
+functions), and which shuffles it needs that are not computed yet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ember._engine.inputs import (
+    DataSplit,
+    FileSplit,
+    load_data_split,
+    read_frames,
+    read_text_split,
+    slice_collection,
+    text_splits,
+)
+from ember._engine.partitioning import Partitioner
+from ember._engine.shuffle import Aggregator, ShuffleSpec, read_shuffle
+from ember.rdd import RDD
+
+if TYPE_CHECKING:
+    from ember.context import Context
+
+__all__ = [
+    "CoalescedRDD",
+    "ParallelCollectionRDD",
+    "PickleFileRDD",
+    "PipelinedRDD",
+    "ShuffledRDD",
+    "TextFileRDD",
+    "UnionRDD",
+]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class ParallelCollectionRDD(RDD):
+    """``parallelize``: a driver-side collection cut into contiguous slices."""
+
+    def __init__(self, ctx: Context, data: Any, num_slices: int) -> None:
+        super().__init__(ctx)
+        pickled = not ctx._executor.in_process
+        self._split_list = []
+        for i, part in enumerate(slice_collection(data, num_slices)):
+            if pickled and not isinstance(part, range):
+                payload: Any = ctx._pickle_data(list(part))
+                self._split_list.append(DataSplit(i, payload, True))
+            else:
+                self._split_list.append(DataSplit(i, part, False))
+
+    def _raw_num_partitions(self) -> int:
+        return len(self._split_list)
+
+    def _raw_splits(self) -> list[Any]:
+        return self._split_list
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return load_data_split
+
+
+class _ReadText:
+    def __init__(self, use_unicode: bool) -> None:
+        self.use_unicode = use_unicode
+
+    def __call__(self, split: FileSplit) -> Iterator[Any]:
+        return read_text_split(split, self.use_unicode)
+
+
+class TextFileRDD(RDD):
+    """``textFile``: lines of text files, split by byte ranges."""
+
+    def __init__(self, ctx: Context, path: str, min_partitions: int, use_unicode: bool) -> None:
+        super().__init__(ctx)
+        self._split_list = text_splits(path, min_partitions)
+        self._use_unicode = use_unicode
+        self._path = path
+
+    def _raw_num_partitions(self) -> int:
+        return len(self._split_list)
+
+    def _raw_splits(self) -> list[Any]:
+        return self._split_list
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _ReadText(self._use_unicode)
+
+    def __repr__(self) -> str:
+        return f"{self._path} TextFileRDD[{self.id}]"
+
+
+@attrs.frozen
+class _PathSplit:
+    index: int
+    path: str
+
+
+class _ReadFrames:
+    def __init__(self, serializer: Any) -> None:
+        self.serializer = serializer
+
+    def __call__(self, split: _PathSplit) -> Iterator[Any]:
+        for frame in read_frames(split.path):
+            yield from self.serializer.loads_batch(frame)
+
+
+class PickleFileRDD(RDD):
+    """``pickleFile``: records written by ``saveAsPickleFile``, one file a partition."""
+
+    def __init__(self, ctx: Context, paths: list[str]) -> None:
+        super().__init__(ctx)
+        self._split_list = [_PathSplit(i, p) for i, p in enumerate(paths)]
+
+    def _raw_num_partitions(self) -> int:
+        return len(self._split_list)
+
+    def _raw_splits(self) -> list[Any]:
+        return self._split_list
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _ReadFrames(self.ctx._serializer())
+
+
+# --------------------------------------------------------------------------- narrow
+
+
+class _Pipe:
+    """``func(index, prev(split))``: one fused narrow step."""
+
+    def __init__(self, func: Callable[[int, Iterator[Any]], Iterator[Any]],
+                 prev: Callable[[Any], Iterator[Any]]) -> None:
+        self.func = func
+        self.prev = prev
+
+    def __call__(self, split: Any) -> Iterator[Any]:
+        return self.func(split.index, self.prev(split))
+
+
+class _Compose:
+    """``outer(index, inner(index, it))``: two narrow steps fused into one function."""
+
+    def __init__(self, outer: Callable, inner: Callable) -> None:
+        self.outer = outer
+        self.inner = inner
+
+    def __call__(self, index: int, it: Iterator[Any]) -> Iterator[Any]:
+        return self.outer(index, self.inner(index, it))
+
+
+class PipelinedRDD(RDD):
+    """A chain of narrow transformations fused into one function per partition.
+
+    ``rdd.map(f).filter(g).flatMap(h)`` is one ``PipelinedRDD`` over ``rdd``, computed in a
+    single pass with no intermediate RDD materialized — unless an intermediate step is
+    persisted or checkpointed, which ends the chain there.
+    """
+
+    def __init__(self, prev: RDD, func: Callable[[int, Iterator[Any]], Iterator[Any]],
+                 preservesPartitioning: bool = False) -> None:
+        super().__init__(prev.ctx, prev.partitioner if preservesPartitioning else None)
+        if isinstance(prev, PipelinedRDD) and prev._is_pipelinable():
+            self.func: Callable = _Compose(func, prev.func)
+            self._prev: RDD = prev._prev
+        else:
+            self.func = func
+            self._prev = prev
+
+    def _is_pipelinable(self) -> bool:
+        return self._level is None and not self._checkpoint_requested and (
+            self._checkpoint_splits is None
+        )
+
+    def _narrow_parents(self) -> list[RDD]:
+        return [self._prev]
+
+    def _raw_num_partitions(self) -> int:
+        return self._prev.getNumPartitions()
+
+    def _raw_splits(self) -> list[Any]:
+        return self._prev._splits()
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _Pipe(self.func, self._prev._compute())
+
+
+@attrs.frozen
+class _UnionSplit:
+    index: int
+    branch: int
+    inner: Any
+
+
+class _UnionCompute:
+    def __init__(self, computes: list[Callable]) -> None:
+        self.computes = computes
+
+    def __call__(self, split: _UnionSplit) -> Iterator[Any]:
+        return self.computes[split.branch](split.inner)
+
+
+class UnionRDD(RDD):
+    """The partitions of several RDDs, one after the other."""
+
+    def __init__(self, ctx: Context, rdds: list[RDD]) -> None:
+        parts = {r.partitioner for r in rdds}
+        same = len(parts) == 1 and None not in parts and len(rdds) == 1
+        super().__init__(ctx, rdds[0].partitioner if same else None)
+        self._rdds = list(rdds)
+
+    def _narrow_parents(self) -> list[RDD]:
+        return list(self._rdds)
+
+    def _raw_num_partitions(self) -> int:
+        return sum(r.getNumPartitions() for r in self._rdds)
+
+    def _raw_splits(self) -> list[Any]:
+        out: list[Any] = []
+        for b, r in enumerate(self._rdds):
+            for s in r._splits():
+                out.append(_UnionSplit(len(out), b, s))
+        return out
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _UnionCompute([r._compute() for r in self._rdds])
+
+
+@attrs.frozen
+class _GroupSplit:
+    index: int
+    inners: tuple[Any, ...]
+
+
+class _GroupCompute:
+    def __init__(self, prev: Callable) -> None:
+        self.prev = prev
+
+    def __call__(self, split: _GroupSplit) -> Iterator[Any]:
+        return itertools.chain.from_iterable(self.prev(s) for s in split.inners)
+
+
+class CoalescedRDD(RDD):
+    """Fewer partitions without a shuffle: each new partition reads adjacent old ones."""
+
+    def __init__(self, prev: RDD, num_partitions: int) -> None:
+        super().__init__(prev.ctx)
+        self._prev = prev
+        n = prev.getNumPartitions()
+        k = max(1, min(num_partitions, n)) if n else 0
+        self._groups = [list(range(i * n // k, (i + 1) * n // k)) for i in range(k)]
+
+    def _narrow_parents(self) -> list[RDD]:
+        return [self._prev]
+
+    def _raw_num_partitions(self) -> int:
+        return len(self._groups)
+
+    def _raw_splits(self) -> list[Any]:
+        parent = self._prev._splits()
+        return [_GroupSplit(i, tuple(parent[j] for j in g)) for i, g in enumerate(self._groups)]
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _GroupCompute(self._prev._compute())
+
+
+# --------------------------------------------------------------------------- shuffle
+
+
+@attrs.frozen
+class ShuffleSplit:
+    """A reduce partition: which map outputs to read it from."""
+
+    index: int
+    shuffle_id: int
+    outputs: tuple[Any, ...]
+
+
+class _ReadShuffle:
+    def __init__(self, spec: ShuffleSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, split: ShuffleSplit) -> Iterator[Any]:
+        return read_shuffle(list(split.outputs), split.index, self.spec)
+
+
+def _remove_outputs(outputs: list[Any]) -> None:
+    for o in outputs:
+        if o is not None:
+            o.remove()
+
+
+class ShuffledRDD(RDD):
+    """Records of ``prev`` regrouped by key with ``partitioner``, optionally combined."""
+
+    def __init__(self, prev: RDD, partitioner: Partitioner, aggregator: Aggregator | None,
+                 map_side_combine: bool = True) -> None:
+        super().__init__(prev.ctx, partitioner)
+        self._prev = prev
+        self.shuffle_id = self.ctx._new_shuffle_id(self)
+        self._aggregator = aggregator
+        self._map_side_combine = map_side_combine and aggregator is not None
+        self._outputs: list[Any] = [None] * prev.getNumPartitions()
+        weakref.finalize(self, _remove_outputs, self._outputs)
+
+    def _narrow_parents(self) -> list[RDD]:
+        return []
+
+    def _missing_map_ids(self) -> list[int]:
+        return [i for i, o in enumerate(self._outputs) if o is None]
+
+    def _missing_shuffles(self) -> list[RDD]:
+        if self._checkpoint_splits is not None or self._all_cached():
+            return []
+        return [self] if self._missing_map_ids() else []
+
+    def _register_map_outputs(self, results: dict[int, Any]) -> None:
+        for i, status in results.items():
+            old = self._outputs[i]
+            if old is not None and old is not status:
+                old.remove()
+            self._outputs[i] = status
+
+    def _forget_map_output(self, map_id: int) -> None:
+        self._outputs[map_id] = None
+
+    def _spec(self) -> ShuffleSpec:
+        local = not self.ctx._executor.in_process
+        return ShuffleSpec(
+            shuffle_id=-1,
+            partitioner=self.partitioner,  # type: ignore[arg-type]
+            aggregator=self._aggregator,
+            map_side_combine=self._map_side_combine,
+            directory=self.ctx._local_dir if local else None,
+            serializer=self.ctx._serializer() if local else None,
+        )
+
+    def _raw_num_partitions(self) -> int:
+        return self.partitioner.numPartitions  # type: ignore[union-attr]
+
+    def _raw_splits(self) -> list[Any]:
+        outputs = tuple(self._outputs)
+        return [ShuffleSplit(i, self.shuffle_id, outputs) for i in range(self._raw_num_partitions())]
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _ReadShuffle(self._spec())

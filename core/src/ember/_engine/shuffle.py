@@ -1,0 +1,215 @@
+"""The hash shuffle: map tasks bucket (and first combine) their records by reduce partition,
+reduce tasks fetch their bucket from every map output and merge.
+
+A map task writes one file: every bucket serialized back to back, with the offsets returned
+to the driver in its map status; a reduce task reads only its own byte range of each file.
+With an in-process executor the buckets stay Python lists and nothing is serialized.
+Combining happens on the map side before anything is written, so a word count ships each
+distinct word once per map task, not once per occurrence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import attrs
+
+from ember._engine.partitioning import HashPartitioner, Partitioner
+
+__all__ = [
+    "Aggregator",
+    "FetchFailed",
+    "FileMapOutput",
+    "MemoryMapOutput",
+    "ShuffleSpec",
+    "combine_by_key",
+    "merge_combiners",
+    "read_shuffle",
+    "write_shuffle",
+]
+
+_MISSING = object()
+
+
+@attrs.frozen
+class Aggregator:
+    """How values of one key are combined: PySpark's ``combineByKey`` triple.
+
+    ``createCombiner`` may be ``None``, meaning the first value is the combiner (the
+    ``reduceByKey`` case, which then needs one function call per extra value only).
+    """
+
+    createCombiner: Callable[[Any], Any] | None
+    mergeValue: Callable[[Any, Any], Any]
+    mergeCombiners: Callable[[Any, Any], Any]
+
+
+@attrs.frozen
+class ShuffleSpec:
+    """Where and how a shuffle's map outputs are written; travels inside the stage function."""
+
+    shuffle_id: int
+    partitioner: Partitioner
+    aggregator: Aggregator | None
+    map_side_combine: bool
+    directory: str | None  # None: keep the buckets in memory (in-process executors)
+    serializer: Any = None
+
+
+class FetchFailed(Exception):
+    """A reduce task could not read a map output (its file is gone): rerun that map task."""
+
+    def __init__(self, shuffle_id: int, map_id: int, detail: str) -> None:
+        self.shuffle_id = shuffle_id
+        self.map_id = map_id
+        super().__init__(f"shuffle {shuffle_id} map output {map_id} is missing: {detail}")
+
+    def __reduce__(self):  # keep the fields when pickled back to the driver
+        return (FetchFailed, (self.shuffle_id, self.map_id, str(self)))
+
+
+@attrs.frozen
+class MemoryMapOutput:
+    """A map task's buckets kept in the driver's memory (in-process executors).
+
+    Kept pickled: ``mergeCombiners`` may modify its first argument (PySpark allows it), so
+    every read must get fresh objects or a second read would see the first one's changes.
+    """
+
+    map_id: int
+    buckets: tuple[bytes | None, ...]
+
+    def read(self, reduce_id: int, serializer: Any, shuffle_id: int) -> list:
+        data = self.buckets[reduce_id]
+        return [] if data is None else pickle.loads(data)
+
+    def remove(self) -> None:
+        return None
+
+
+@attrs.frozen
+class FileMapOutput:
+    """A map task's buckets in one file; ``offsets[i]:offsets[i+1]`` is bucket ``i``."""
+
+    map_id: int
+    path: str
+    offsets: tuple[int, ...]
+
+    def read(self, reduce_id: int, serializer: Any, shuffle_id: int) -> list:
+        start, end = self.offsets[reduce_id], self.offsets[reduce_id + 1]
+        if start == end:
+            return []
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(start)
+                data = f.read(end - start)
+        except OSError as exc:
+            raise FetchFailed(shuffle_id, self.map_id, str(exc)) from exc
+        if len(data) != end - start:
+            raise FetchFailed(shuffle_id, self.map_id, f"{self.path} is truncated")
+        return serializer.loads_batch(data)
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def combine_by_key(records: Iterable[tuple[Any, Any]], agg: Aggregator) -> dict:
+    """Combine ``(key, value)`` records into ``{key: combiner}``."""
+    combined: dict = {}
+    merge = agg.mergeValue
+    create = agg.createCombiner
+    # ``k in d`` then ``d[k]`` measured ~13% faster than ``d.get(k, MISSING)`` here.
+    if create is None:
+        for k, v in records:
+            if k in combined:
+                combined[k] = merge(combined[k], v)
+            else:
+                combined[k] = v
+    else:
+        for k, v in records:
+            if k in combined:
+                combined[k] = merge(combined[k], v)
+            else:
+                combined[k] = create(v)
+    return combined
+
+
+def merge_combiners(
+    chunks: Iterable[Iterable[tuple[Any, Any]]], merge: Callable[[Any, Any], Any]
+) -> dict:
+    """Merge ``(key, combiner)`` records from several map outputs into one dict."""
+    merged: dict = {}
+    get = merged.get
+    for chunk in chunks:
+        if not merged:
+            merged.update(chunk)
+            get = merged.get
+            continue
+        for k, c in chunk:
+            cur = get(k, _MISSING)
+            merged[k] = c if cur is _MISSING else merge(cur, c)
+    return merged
+
+
+def _bucket(items: Iterable[tuple[Any, Any]], partitioner: Partitioner) -> list[list]:
+    n = partitioner.numPartitions
+    if n == 1:
+        return [list(items)]
+    buckets: list[list] = [[] for _ in range(n)]
+    appends = [b.append for b in buckets]
+    if type(partitioner) is HashPartitioner:
+        pf = partitioner.partitionFunc
+        for kv in items:
+            appends[pf(kv[0]) % n](kv)
+    else:
+        for kv in items:
+            appends[partitioner(kv[0])](kv)
+    return buckets
+
+
+def write_shuffle(
+    records: Iterator[tuple[Any, Any]], spec: ShuffleSpec, map_id: int, attempt: int
+) -> MemoryMapOutput | FileMapOutput:
+    """Run the map side of a shuffle over one partition's records."""
+    items: Iterable[tuple[Any, Any]]
+    if spec.aggregator is not None and spec.map_side_combine:
+        items = combine_by_key(records, spec.aggregator).items()
+    else:
+        items = records
+    buckets = _bucket(items, spec.partitioner)
+    if spec.directory is None:
+        return MemoryMapOutput(
+            map_id, tuple(pickle.dumps(b, pickle.HIGHEST_PROTOCOL) if b else None for b in buckets)
+        )
+    path = os.path.join(spec.directory, f"shuffle-{spec.shuffle_id}-{map_id}-{attempt}.data")
+    offsets = [0]
+    dumps = spec.serializer.dumps_batch
+    with open(path, "wb") as f:
+        pos = 0
+        for bucket in buckets:
+            if bucket:
+                data = dumps(bucket)
+                f.write(data)
+                pos += len(data)
+            offsets.append(pos)
+    return FileMapOutput(map_id, path, tuple(offsets))
+
+
+def read_shuffle(
+    outputs: list[Any], reduce_id: int, spec: ShuffleSpec
+) -> Iterator[tuple[Any, Any]]:
+    """Run the reduce side of a shuffle: this partition's records, merged by key if asked."""
+    chunks = (o.read(reduce_id, spec.serializer, spec.shuffle_id) for o in outputs)
+    agg = spec.aggregator
+    if agg is None:
+        return itertools.chain.from_iterable(chunks)
+    if spec.map_side_combine:
+        return iter(merge_combiners(chunks, agg.mergeCombiners).items())
+    return iter(combine_by_key(itertools.chain.from_iterable(chunks), agg).items())

@@ -1,0 +1,83 @@
+"""Broadcast variables: a read-only value sent to each worker once, not with every task."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from typing import Any, Generic, TypeVar
+
+import cloudpickle
+
+__all__ = ["Broadcast"]
+
+T = TypeVar("T")
+_worker_values: dict[int, Any] = {}
+_worker_lock = threading.Lock()
+
+
+def _rebuild(bid: int, path: str | None, value: Any) -> Broadcast[Any]:
+    b: Broadcast[Any] = Broadcast.__new__(Broadcast)
+    b.bid, b._path, b._value, b._destroyed, b._on_driver = bid, path, value, False, False
+    return b
+
+
+class Broadcast(Generic[T]):
+    """A read-only value shared with tasks: ``sc.broadcast(v).value``.
+
+    With a process-pool executor the value is pickled once, to a file in the context's local
+    directory; each worker loads it on first use and keeps it for later tasks. Pickling a
+    ``Broadcast`` (as part of a task's function) carries only its id and that path.
+    """
+
+    def __init__(self, bid: int, value: T, local_dir: str | None) -> None:
+        self.bid = bid
+        self._value = value
+        self._destroyed = False
+        self._on_driver = True
+        self._path: str | None = None
+        if local_dir is not None:
+            self._path = os.path.join(local_dir, f"broadcast-{bid}")
+            tmp = self._path + ".tmp"
+            with open(tmp, "wb") as f:
+                cloudpickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self._path)
+
+    def __reduce__(self):
+        if self._destroyed:
+            raise RuntimeError(f"broadcast {self.bid} was destroyed and cannot be used in tasks")
+        if self._path is None:  # in-process executor: the value itself
+            return (_rebuild, (self.bid, None, self._value))
+        return (_rebuild, (self.bid, self._path, None))
+
+    @property
+    def value(self) -> T:
+        """The broadcast value."""
+        if self._destroyed:
+            raise RuntimeError(f"broadcast {self.bid} was destroyed; its value is gone")
+        if self._on_driver or self._path is None:
+            return self._value
+        with _worker_lock:
+            if self.bid not in _worker_values:
+                with open(self._path, "rb") as f:
+                    _worker_values[self.bid] = pickle.load(f)
+            return _worker_values[self.bid]
+
+    def unpersist(self, blocking: bool = False) -> None:
+        """Let workers drop their copy; the value is sent again if used later."""
+        with _worker_lock:
+            _worker_values.pop(self.bid, None)
+
+    def destroy(self, blocking: bool = False) -> None:
+        """Release the value everywhere; the broadcast cannot be used afterwards."""
+        self.unpersist()
+        self._destroyed = True
+        self._value = None  # type: ignore[assignment]
+        if self._path is not None:
+            try:
+                os.unlink(self._path)
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"Broadcast<id={self.bid}>"
