@@ -76,6 +76,7 @@ class PluginLoadError(PluginError, ImportError):
             f"Its own traceback is shown above; fix or reinstall {distribution or 'the plugin'}, "
             f"or uninstall it (`ember plugins --check` lists every broken plugin)."
         )
+        self.name = name  # ImportError.__init__ resets ``name``; keep the plugin's name
 
 
 class PluginVersionError(PluginError):

@@ -172,7 +172,9 @@ def unserializable_error(
     """
     path, culprit = find_unserializable(value, dumps)
     kind = type(culprit)
-    type_name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    type_name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        type_name = f"{kind.__module__}.{kind.__qualname__}"
     where = f" at {root}{path}" if path else ""
     if isinstance(culprit, _os_resource_types()):
         advice = _OS_RESOURCE_ADVICE
