@@ -19,7 +19,14 @@ from ember.plugins import get_plugin_manager, merged_config_defaults
 if TYPE_CHECKING:
     import argparse
 
-    from ember.events import JobInfo, StageInfo, TaskInfo
+    from ember.events import (
+        BatchInfo,
+        JobInfo,
+        OutputOperationInfo,
+        ReceiverInfo,
+        StageInfo,
+        TaskInfo,
+    )
 
 __all__ = ["Hooks"]
 
@@ -33,14 +40,24 @@ class Hooks:
 
     __slots__ = (
         "_add_cli_commands",
+        "_batch_completed",
+        "_batch_started",
+        "_batch_submitted",
         "_configure",
         "_context_started",
         "_context_stopped",
         "_job_completed",
         "_job_started",
+        "_output_operation_completed",
+        "_output_operation_started",
+        "_receiver_error",
+        "_receiver_started",
+        "_receiver_stopped",
         "_report_header",
         "_stage_completed",
         "_stage_submitted",
+        "_streaming_started",
+        "_streaming_stopped",
         "_task_completed",
         "_task_started",
         "_tracing",
@@ -63,6 +80,16 @@ class Hooks:
         self._stage_completed = hook.ember_stage_completed
         self._task_started = hook.ember_task_started
         self._task_completed = hook.ember_task_completed
+        self._streaming_started = hook.ember_streaming_started
+        self._streaming_stopped = hook.ember_streaming_stopped
+        self._batch_submitted = hook.ember_batch_submitted
+        self._batch_started = hook.ember_batch_started
+        self._batch_completed = hook.ember_batch_completed
+        self._output_operation_started = hook.ember_output_operation_started
+        self._output_operation_completed = hook.ember_output_operation_completed
+        self._receiver_started = hook.ember_receiver_started
+        self._receiver_error = hook.ember_receiver_error
+        self._receiver_stopped = hook.ember_receiver_stopped
 
     # ------------------------------------------------------------------ registration
 
@@ -174,3 +201,65 @@ class Hooks:
         caller = self._task_completed
         if self._tracing or caller.get_hookimpls():
             caller(task=task)
+
+    # ------------------------------------------------------------------ streaming
+
+    def streaming_started(self, streaming_context: Any) -> None:
+        """Fire ``ember_streaming_started(streaming_context)``."""
+        caller = self._streaming_started
+        if self._tracing or caller.get_hookimpls():
+            caller(streaming_context=streaming_context)
+
+    def streaming_stopped(self, streaming_context: Any) -> None:
+        """Fire ``ember_streaming_stopped(streaming_context)``."""
+        caller = self._streaming_stopped
+        if self._tracing or caller.get_hookimpls():
+            caller(streaming_context=streaming_context)
+
+    def batch_submitted(self, batch: BatchInfo) -> None:
+        """Fire ``ember_batch_submitted(batch)``."""
+        caller = self._batch_submitted
+        if self._tracing or caller.get_hookimpls():
+            caller(batch=batch)
+
+    def batch_started(self, batch: BatchInfo) -> None:
+        """Fire ``ember_batch_started(batch)``."""
+        caller = self._batch_started
+        if self._tracing or caller.get_hookimpls():
+            caller(batch=batch)
+
+    def batch_completed(self, batch: BatchInfo) -> None:
+        """Fire ``ember_batch_completed(batch)``."""
+        caller = self._batch_completed
+        if self._tracing or caller.get_hookimpls():
+            caller(batch=batch)
+
+    def output_operation_started(self, op: OutputOperationInfo) -> None:
+        """Fire ``ember_output_operation_started(op)``."""
+        caller = self._output_operation_started
+        if self._tracing or caller.get_hookimpls():
+            caller(op=op)
+
+    def output_operation_completed(self, op: OutputOperationInfo) -> None:
+        """Fire ``ember_output_operation_completed(op)``."""
+        caller = self._output_operation_completed
+        if self._tracing or caller.get_hookimpls():
+            caller(op=op)
+
+    def receiver_started(self, receiver: ReceiverInfo) -> None:
+        """Fire ``ember_receiver_started(receiver)``."""
+        caller = self._receiver_started
+        if self._tracing or caller.get_hookimpls():
+            caller(receiver=receiver)
+
+    def receiver_error(self, receiver: ReceiverInfo) -> None:
+        """Fire ``ember_receiver_error(receiver)``."""
+        caller = self._receiver_error
+        if self._tracing or caller.get_hookimpls():
+            caller(receiver=receiver)
+
+    def receiver_stopped(self, receiver: ReceiverInfo) -> None:
+        """Fire ``ember_receiver_stopped(receiver)``."""
+        caller = self._receiver_stopped
+        if self._tracing or caller.get_hookimpls():
+            caller(receiver=receiver)

@@ -80,6 +80,7 @@ class Context:
             self._conf._defaults = merged_config_defaults(self._pm)
             self._hooks.configure(self._conf)
             self._stopped = False
+            self._uid = uuid.uuid4().hex[:12]
             self._ids = itertools.count()
             self._shuffle_ids = itertools.count()
             self._shuffles: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
@@ -97,14 +98,14 @@ class Context:
                 os.makedirs(self._memory_dir)
             self._disk_dir = os.path.join(self._local_dir, "disk-blocks")
             os.makedirs(self._disk_dir)
+            from ember._engine.scheduler import Scheduler
+
             try:
                 self._executor = create_executor(self.master, self._conf, self._local_dir)
+                self._scheduler = Scheduler(self)
             except BaseException:
                 self._remove_dirs()
                 raise
-            from ember._engine.scheduler import Scheduler
-
-            self._scheduler = Scheduler(self)
             _active = self
         self._hooks.context_started(self)
 
@@ -131,10 +132,23 @@ class Context:
             if _active is self:
                 _active = None
         try:
+            self._release_workers()
             self._executor.shutdown(wait=True)
         finally:
             self._remove_dirs()
             self._hooks.context_stopped(self)
+
+    def _release_workers(self) -> None:
+        """Drop this context's cached blocks and broadcast values from the (pooled) workers."""
+        args = (f"rdd_{self._uid}_", self._local_dir)
+        if self._executor.in_process:
+            worker.forget_context(*args)
+            return
+        for slot in range(self._executor.num_slots):
+            try:
+                self._executor.submit(worker.forget_context, *args, slot=slot)
+            except Exception:  # a broken worker has nothing left to drop
+                log.debug("could not release worker slot %d", slot, exc_info=True)
 
     def _remove_dirs(self) -> None:
         shutil.rmtree(self._local_dir, ignore_errors=True)
@@ -364,11 +378,12 @@ class Context:
             raise
         rdd._checkpoint_splits = [CheckpointSplit(i, p) for i, p in enumerate(paths)]
 
-    def _save_partitions(self, rdd: RDD, path: str, kind: str, compress: bool) -> None:
+    def _save_partitions(self, rdd: RDD, path: str, kind: str, compress: bool,
+                         replace: bool = False) -> None:
         from ember._engine.inputs import commit_output, staging_dir, write_frames, write_text_part
 
         target = os.path.abspath(os.path.expanduser(path))
-        if os.path.exists(target):
+        if os.path.exists(target) and not replace:
             raise FileExistsError(
                 f"output directory {target} already exists; choose a new path or delete it"
             )
@@ -386,7 +401,7 @@ class Context:
 
         try:
             self._run_job(rdd, write, None, f"saveAs{kind.title()}File")
-            commit_output(tmp, target)
+            commit_output(tmp, target, replace=replace)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

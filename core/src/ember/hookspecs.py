@@ -34,7 +34,14 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
-    from ember.events import JobInfo, StageInfo, TaskInfo
+    from ember.events import (
+        BatchInfo,
+        JobInfo,
+        OutputOperationInfo,
+        ReceiverInfo,
+        StageInfo,
+        TaskInfo,
+    )
 
 __all__ = ["hookspec"]
 
@@ -286,3 +293,181 @@ def ember_task_completed(task: TaskInfo) -> None:
 # template. Add a façade method in ember/_hooks.py, a heading in docs/hooks.md and a
 # test_hook_<name> test for each; tests/docs/test_hooks.py checks all three.
 # =====================================================================================
+
+
+@hookspec
+def ember_streaming_started(streaming_context: Any) -> None:
+    """Called when a StreamingContext started (its first batch is one batch interval away).
+
+    Called: ``StreamingContext.start()``, after the scheduler and receivers started.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onStreamingStarted`` is called from this hook.
+
+    :param streaming_context: the :class:`ember.streaming.StreamingContext`; ``streaming_context.startTime`` (ms) is set.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_streaming_stopped(streaming_context: Any) -> None:
+    """Called when a StreamingContext stopped.
+
+    Called: at the end of ``StreamingContext.stop()``, after the last batch it was going to run.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    :param streaming_context: the stopped :class:`ember.streaming.StreamingContext`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_batch_submitted(batch: BatchInfo) -> None:
+    """Called when a batch's jobs were generated and queued.
+
+    Called: at each batch time, by the job generator, once the batch's RDDs and jobs exist.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onBatchSubmitted`` is called from this hook.
+
+    :param batch: the :class:`ember.events.BatchInfo`; processing times are ``None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_batch_started(batch: BatchInfo) -> None:
+    """Called when a batch's first output operation started.
+
+    Called: in the job scheduler's thread, just before the batch's first job runs.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onBatchStarted`` is called from this hook.
+
+    :param batch: the :class:`ember.events.BatchInfo` with ``processing_start_time`` set.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_batch_completed(batch: BatchInfo) -> None:
+    """Called when every output operation of a batch finished (succeeded or failed).
+
+    Called: in the job scheduler's thread, after the batch's last job.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onBatchCompleted`` is called from this hook.
+
+    :param batch: the complete :class:`ember.events.BatchInfo`; ``batch.failed`` tells whether an output operation failed, and each failed one has ``failure_reason``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_output_operation_started(op: OutputOperationInfo) -> None:
+    """Called when one output operation of a batch started.
+
+    Called: in the job scheduler's thread, before the job runs.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onOutputOperationStarted`` is called from this hook.
+
+    :param op: the :class:`ember.events.OutputOperationInfo` with ``start_time`` set.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_output_operation_completed(op: OutputOperationInfo) -> None:
+    """Called when one output operation of a batch finished.
+
+    Called: in the job scheduler's thread, after the job ran (or raised).
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onOutputOperationCompleted`` is called from this hook.
+
+    :param op: the :class:`ember.events.OutputOperationInfo` with ``end_time`` and, when it raised, ``failure_reason`` (type, message and traceback text).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_receiver_started(receiver: ReceiverInfo) -> None:
+    """Called when a receiver started.
+
+    Called: by the receiver's supervisor, after ``Receiver.onStart`` returned.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onReceiverStarted`` is called from this hook.
+
+    :param receiver: the :class:`ember.events.ReceiverInfo`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_receiver_error(receiver: ReceiverInfo) -> None:
+    """Called when a receiver reported an error (or failed and is being restarted).
+
+    Called: by the receiver's supervisor, from the receiver's thread.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onReceiverError`` is called from this hook.
+
+    :param receiver: the :class:`ember.events.ReceiverInfo` with ``last_error_message``, ``last_error`` and ``last_error_time`` set.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_receiver_stopped(receiver: ReceiverInfo) -> None:
+    """Called when a receiver stopped for good.
+
+    Called: by the receiver's supervisor, after ``Receiver.onStop`` returned.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    The :class:`ember.streaming.StreamingListener` method ``onReceiverStopped`` is called from this hook.
+
+    :param receiver: the :class:`ember.events.ReceiverInfo` with ``active`` false.
+
+    .. versionadded:: 0.1
+    """

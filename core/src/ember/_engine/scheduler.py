@@ -13,7 +13,10 @@ Policy
   first task of the stage that worker runs; stage keys are content hashes, so the same
   pipeline in the next streaming batch reuses the function the worker already has.
 - At most ``_IN_FLIGHT`` tasks wait on one slot, so a fast worker takes more of the tasks.
-  A task reading a block cached in one worker's memory goes to that worker when it can.
+  A task reading a block cached in one worker's memory goes to that worker (it would
+  recompute the block anywhere else): while that slot is full, other pending tasks are
+  placed first, and the task runs elsewhere only after ``_LOCALITY_WAIT`` seconds without a
+  local launch (Spark's delay scheduling, ``spark.locality.wait``).
 
 Failures
 --------
@@ -36,11 +39,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import pickle
-import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import cloudpickle
 
+from ember._callsite import callsite
 from ember._engine import worker
 from ember._engine.serialization import explain_unpicklable
 from ember._engine.shuffle import FetchFailed, write_shuffle
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = ["Scheduler"]
 
 _IN_FLIGHT = 2
+_LOCALITY_WAIT = 3.0
 _MAX_FETCH_RETRIES = 4
 
 
@@ -115,22 +119,13 @@ class _Task:
     attempt: int = 0
     slot: int | None = None
     info: TaskInfo | None = None
+    preferred: int | None = None  # the slot holding the block it reads in memory
 
 
 class _FetchFailure(Exception):
     def __init__(self, failure: FetchFailed) -> None:
         self.failure = failure
         super().__init__(str(failure))
-
-
-def _caller_description(action: str) -> str:
-    frame = sys._getframe(2)
-    ember_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(ember_dir):
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return action
-    return f"{action} at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
 class Scheduler:
@@ -140,7 +135,15 @@ class Scheduler:
         self.ctx = ctx
         self.executor = ctx._executor
         self.hooks = ctx._hooks
-        self.max_failures = max(1, ctx._conf.getInt("ember.task.maxFailures") or 4)
+        max_failures = ctx._conf.getInt("ember.task.maxFailures")
+        if max_failures is None:
+            max_failures = 4
+        if max_failures < 1:
+            raise ValueError(
+                f"configuration ember.task.maxFailures must be at least 1 (the number of "
+                f"attempts a task gets), got {max_failures}"
+            )
+        self.max_failures = max_failures
         self._lock = threading.Lock()
         self._job_ids = itertools.count()
         self._stage_ids = itertools.count()
@@ -161,7 +164,7 @@ class Scheduler:
         if partitions is None:
             partitions = list(range(rdd.getNumPartitions()))
         job_id = next(self._job_ids)
-        job = JobInfo(job_id, _caller_description(action), (), time.time())
+        job = JobInfo(job_id, callsite(action), (), time.time())
         self.hooks.job_started(job)
         stage_ids: list[int] = []
         try:
@@ -182,6 +185,7 @@ class Scheduler:
     def _run(self, rdd: RDD, func: Callable, partitions: list[int], job_id: int,
              stage_ids: list[int]) -> list[Any]:
         results: dict[int, Any] = {}
+        failure: FetchFailed | None = None
         for _ in range(_MAX_FETCH_RETRIES + 1):
             try:
                 for level in self._missing_map_levels(rdd):
@@ -200,8 +204,10 @@ class Scheduler:
                     self._run_stages([stage])
                 return [results[p] for p in partitions]
             except _FetchFailure as ff:
-                self.ctx._forget_map_output(ff.failure.shuffle_id, ff.failure.map_id)
-        raise ff.failure  # pragma: no cover - map outputs vanished again and again
+                failure = ff.failure
+                self.ctx._forget_map_output(failure.shuffle_id, failure.map_id)
+        assert failure is not None
+        raise failure  # map outputs vanished again and again
 
     def _missing_map_levels(self, rdd: RDD) -> list[list[Any]]:
         """The uncomputed shuffles under ``rdd``, grouped so each group's inputs are ready."""
@@ -251,18 +257,36 @@ class Scheduler:
         return _Stage(stage_id, kind, name, fn, key, blob, splits, info=info)
 
     # ------------------------------------------------------------------ running tasks
-    def _pick_slot(self, task: _Task) -> int | None:
+    def _place(self, pending: deque[_Task], anywhere: bool) -> tuple[_Task | None, bool, bool]:
+        """Take the next task to launch from ``pending`` and reserve its slot (``task.slot``).
+
+        :param anywhere: place a task whose block's slot is full on another slot anyway.
+        :returns: the task (``None`` if nothing can launch now), whether it runs where its
+            block is, and whether some task was passed over to wait for its block's slot.
+        """
         with self._lock:
             inflight = self._inflight
-            preferred = self._preferred_slot(task)
-            if preferred is not None and inflight[preferred] < _IN_FLIGHT:
-                slot = preferred
-            else:
-                slot = min(range(len(inflight)), key=inflight.__getitem__)
-                if inflight[slot] >= _IN_FLIGHT:
-                    return None
-            inflight[slot] += 1
-            return slot
+            free = [s for s, n in enumerate(inflight) if n < _IN_FLIGHT]
+            if not free:
+                return None, False, False
+            least = min(free, key=inflight.__getitem__)
+            passed_over = False
+            for task in pending:
+                preferred = task.preferred
+                if preferred is None or preferred >= len(inflight):
+                    slot, local = least, False
+                elif inflight[preferred] < _IN_FLIGHT:
+                    slot, local = preferred, True
+                elif anywhere:
+                    slot, local = least, False
+                else:
+                    passed_over = True
+                    continue
+                inflight[slot] += 1
+                task.slot = slot
+                pending.remove(task)
+                return task, local, passed_over
+            return None, False, passed_over
 
     def _preferred_slot(self, task: _Task) -> int | None:
         split = task.stage.splits[task.partition]
@@ -302,21 +326,32 @@ class Scheduler:
         pending: deque[_Task] = deque(
             _Task(stage, p) for stage in stages for p in stage.splits
         )
+        for task in pending:
+            task.preferred = self._preferred_slot(task)
         remaining = {id(s): len(s.splits) for s in stages}
         running: dict[Future, _Task] = {}
+        locality_deadline: float | None = None  # when waiting tasks may run anywhere
         try:
             while pending or running:
                 while pending:
-                    slot = self._pick_slot(pending[0])
-                    if slot is None:
+                    now = time.monotonic()
+                    anywhere = locality_deadline is not None and now >= locality_deadline
+                    task, local, passed_over = self._place(pending, anywhere)
+                    if local:  # a local launch restarts the wait, as in Spark
+                        locality_deadline = None
+                    if passed_over and locality_deadline is None:
+                        locality_deadline = time.monotonic() + _LOCALITY_WAIT
+                    if task is None:
                         break
-                    task = pending.popleft()
-                    running[self._submit(task, slot)] = task
+                    running[self._submit(task, task.slot)] = task  # type: ignore[arg-type]
                 if not running:
                     if pending:  # every slot is busy with other jobs' tasks: wait a little
                         time.sleep(0.0005)
                     continue
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                timeout = None
+                if pending and locality_deadline is not None:
+                    timeout = max(0.0, locality_deadline - time.monotonic())
+                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for fut in done:
                     task = running.pop(fut)
                     self._release(task.slot)
@@ -331,6 +366,7 @@ class Scheduler:
                             self._inflight[slot] += 1  # type: ignore[index]
                         running[self._submit(task, slot, force_blob=True)] = task  # type: ignore[arg-type]
                     else:
+                        task.preferred = self._preferred_slot(task)
                         pending.append(task)
         except BaseException as exc:
             for fut, task in running.items():
@@ -373,6 +409,15 @@ class Scheduler:
             self.ctx._blocks.worker_replaced(task.slot, -1)
             self._task_end(task, "LOST", str(exc))
             return self._retry_or_fail(task, exc, str(exc))
+        except Exception as exc:  # the executor could not run it or return it
+            # e.g. a result that cannot be pickled back: a failed attempt like any other,
+            # with the worker's traceback text (loky keeps it in the cause) in ember's form.
+            cause = exc.__cause__
+            text = getattr(cause, "tb", None) or (str(cause) if cause is not None else "")
+            text = text or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            exc.__cause__ = RemoteTraceback(text)
+            self._task_end(task, "FAILED", f"{type(exc).__name__}: {exc}")
+            return self._retry_or_fail(task, exc, text)
         if isinstance(result, worker.NeedStage):
             return "blob"
         self._note_pid(task.slot, result.pid)
@@ -391,8 +436,9 @@ class Scheduler:
             raise _FetchFailure(error)
         if error is None:
             error = TaskError(result.error_type, result.error_message, result.traceback_text)
-        if not self.executor.in_process or error.__traceback__ is None:
-            error.__cause__ = RemoteTraceback(result.traceback_text)
+        # Inline too, so that callers find the task's traceback text in the same place
+        # whatever the executor (it already includes any cause the error had).
+        error.__cause__ = RemoteTraceback(result.traceback_text)
         return self._retry_or_fail(task, error, result.traceback_text)
 
     def _retry_or_fail(self, task: _Task, error: BaseException, detail: str) -> str:

@@ -11,8 +11,21 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
-__all__ = ["free_port", "leaked_resources", "pooled_worker_pids", "snapshot_resources"]
+from ember._clock import ManualClock
+
+__all__ = [
+    "ManualClock",
+    "advance_batches",
+    "assert_batches_equal",
+    "free_port",
+    "leaked_resources",
+    "pooled_worker_pids",
+    "run_batches",
+    "snapshot_resources",
+]
 
 #: Threads owned by the pooled local workers, which live across contexts by design.
 _POOL_THREAD_NAMES = ("ExecutorManagerThread", "QueueFeederThread")
@@ -63,6 +76,85 @@ def leaked_resources(
         ]
         _, children = snapshot_resources()
         procs = sorted(children - children_before - pooled)
-        if not threads and not procs or time.monotonic() >= deadline:
+        if (not threads and not procs) or time.monotonic() >= deadline:
             return threads, procs
         time.sleep(0.05)
+
+
+def advance_batches(ssc: Any, n: int = 1, timeout: float = 60.0) -> None:
+    """Advance ``ssc``'s manual clock by ``n`` batch intervals, one at a time, and wait until
+    each of those batches has completed. No sleeping: it waits on the scheduler.
+
+    :raises TypeError: when the context does not run on a :class:`ManualClock`.
+    :raises TimeoutError: when a batch does not complete within ``timeout`` seconds.
+    """
+    clock = ssc.clock
+    if not isinstance(clock, ManualClock):
+        raise TypeError(
+            "advance_batches needs a StreamingContext on a ManualClock: build it with "
+            "clock=ManualClock() or set ember.streaming.clock=manual"
+        )
+    interval = ssc._batch_ms
+    for _ in range(n):
+        target = (clock.now_ms() // interval + 1) * interval
+        clock.set_time(target / 1000.0)
+        ssc._await_batch(target, timeout)
+
+
+def run_batches(
+    build: Callable[[Any], Any],
+    batches: Iterable[Iterable[Any]],
+    *,
+    interval: float = 1.0,
+    master: str = "inline",
+    num_batches: int | None = None,
+    ordered: bool = True,
+) -> list[list[Any]]:
+    """Run a DStream pipeline over input batches and return each batch's output.
+
+    ``build(stream)`` gets a queue stream of ``batches`` (each a list of records) and
+    returns the DStream to collect. Time is driven by a :class:`ManualClock`, so the whole
+    run takes as long as the computing does.
+
+    >>> run_batches(lambda s: s.map(lambda x: x * 2), [[1, 2], [3]])
+    [[2, 4], [6]]
+
+    :param num_batches: how many batches to run (default: one per input batch).
+    :param ordered: when false, each batch's output is sorted (for unordered results).
+    """
+    from ember.context import Context
+    from ember.streaming import StreamingContext
+
+    inputs = [list(b) for b in batches]
+    n = len(inputs) if num_batches is None else num_batches
+    outputs: dict[int, list[Any]] = {}
+    sc = Context(master, "run_batches")
+    try:
+        ssc = StreamingContext(sc, interval, clock=ManualClock())
+        result = build(ssc.queueStream(inputs))
+        result.foreachRDD(lambda t, rdd: outputs.__setitem__(round(t.timestamp() * 1000),
+                                                               rdd.collect()))
+        ssc.start()
+        try:
+            advance_batches(ssc, n)
+            ssc._raise_error()
+        finally:
+            ssc.stop(stopSparkContext=False)
+    finally:
+        sc.stop()
+    out = [outputs[t] for t in sorted(outputs)]
+    return out if ordered else [sorted(b, key=repr) for b in out]
+
+
+def assert_batches_equal(actual: list[list[Any]], expected: list[list[Any]],
+                         ordered: bool = True) -> None:
+    """Assert two lists of batches are equal (each batch compared as a multiset if not ``ordered``)."""
+    if len(actual) != len(expected):
+        raise AssertionError(f"{len(actual)} batches, expected {len(expected)}: {actual!r}")
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        if ordered:
+            ok = list(a) == list(e)
+        else:
+            ok = sorted(a, key=repr) == sorted(e, key=repr)
+        if not ok:
+            raise AssertionError(f"batch {i} differs: got {a!r}, expected {e!r}")

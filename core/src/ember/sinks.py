@@ -1,0 +1,71 @@
+"""The sink plugin contract: where an output operation writes a batch.
+
+Sinks register in the entry-point group ``ember.sinks``. An output operation such as
+``saveAsTextFiles`` builds its sink with the user's options and calls :meth:`Sink.write_batch`
+once per batch, in the streaming scheduler's job thread.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+from ember.sources import Delivery
+
+if TYPE_CHECKING:
+    from ember.rdd import RDD
+
+__all__ = ["Delivery", "Sink", "batch_path", "write_batch_directory"]
+
+
+class Sink(ABC):
+    """Writes one batch's RDD for one batch time.
+
+    Rules:
+
+    - ``write_batch`` returns only when the batch is written (or raises).
+    - A sink that can be idempotent per batch time is: writing the same batch time again
+      replaces the earlier write instead of adding to it (file sinks write to a temporary
+      name and rename), so a batch re-run after a failure does not duplicate output.
+    - ``delivery`` states the guarantee (:class:`ember.sources.Delivery`).
+    - Building a sink opens nothing; it is configuration only and must be picklable.
+    """
+
+    #: The user-visible name (the entry point's name).
+    name: ClassVar[str] = ""
+    #: The ember plugin API version this sink was built for.
+    api_version: ClassVar[str] = "1.0"
+    #: The guarantee this sink gives.
+    delivery: ClassVar[Delivery] = Delivery.AT_LEAST_ONCE
+
+    @abstractmethod
+    def write_batch(self, rdd: RDD, batch_time_ms: int) -> None:
+        """Write ``rdd``, the data of batch ``batch_time_ms`` (ms since the epoch)."""
+
+    def describe(self) -> str:
+        """A short description for the output operation's name in listeners and the UI."""
+        return type(self).__name__
+
+
+def batch_path(prefix: str, batch_time_ms: int, suffix: str | None = None) -> str:
+    """``prefix-TIME_IN_MS[.suffix]``: the path of one batch's output (Spark's naming)."""
+    path = f"{prefix}-{batch_time_ms}"
+    return f"{path}.{suffix}" if suffix else path
+
+
+def write_batch_directory(rdd: RDD, path: str, fmt: str) -> None:
+    """Write ``rdd`` as the directory ``path``, atomically, replacing an earlier write.
+
+    :param fmt: ``"text"`` (``str`` of each record, a line each, like ``saveAsTextFile``) or
+        ``"pickle"`` (the configured serializer, readable with ``Context.pickleFile``).
+
+    The partitions are written into a temporary directory beside ``path`` that is renamed
+    into place when all are written (with ``_SUCCESS``); a reader never sees a half-written
+    batch, and re-running the batch replaces the directory in one step.
+    """
+    if fmt not in ("text", "pickle"):
+        raise ValueError(f"fmt must be 'text' or 'pickle', got {fmt!r}")
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    rdd.ctx._save_partitions(rdd, path, fmt, False, replace=True)

@@ -1,0 +1,129 @@
+"""The internal kinds of DStream: input, transformed and output streams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ember.events import StreamInputInfo
+from ember.rdd import RDD
+from ember.streaming.dstream import DStream
+
+if TYPE_CHECKING:
+    from ember.sinks import Sink
+    from ember.sources import PullSource
+    from ember.streaming.context import StreamingContext
+
+__all__ = ["InputDStream", "OutputDStream", "PullInputDStream", "TransformedDStream"]
+
+
+class InputDStream(DStream):
+    """A stream fed from outside: one per source, at the batch interval."""
+
+    def __init__(self, ssc: StreamingContext) -> None:
+        super().__init__(ssc, [], ssc._batch_ms)
+        ssc._graph.add_input(self)
+
+    def _start(self) -> None:
+        """Called when the streaming context starts."""
+
+    def _stop(self) -> None:
+        """Called when the streaming context stops."""
+
+    def _describe(self) -> str:
+        return type(self).__name__
+
+
+class PullInputDStream(InputDStream):
+    """The stream of a :class:`~ember.sources.PullSource`: each batch computed at its time."""
+
+    def __init__(self, ssc: StreamingContext, source: PullSource) -> None:
+        super().__init__(ssc)
+        self.source = source
+
+    def _start(self) -> None:
+        self.source.start(self._ssc)
+
+    def _stop(self) -> None:
+        self.source.stop()
+
+    def _describe(self) -> str:
+        return self.source.describe()
+
+    def _compute(self, time_ms: int) -> RDD | None:
+        rdd, count = self.source.compute(self._ssc, time_ms)
+        self._ssc._scheduler.report_input(
+            time_ms, StreamInputInfo(self.id, count or 0, {"Description": self._describe()})
+        )
+        return rdd
+
+
+class TransformedDStream(DStream):
+    """``func(time_ms, [parent RDDs]) -> RDD`` at each of the parents' (common) batch times."""
+
+    def __init__(self, parents: list[DStream], func: Callable[[int, list[RDD]], RDD],
+                 what: str) -> None:
+        slides = {p._slide_ms for p in parents}
+        if len(slides) != 1:
+            raise ValueError(
+                f"{what}: the DStreams must have the same slide duration, got "
+                f"{sorted(s / 1000 for s in slides)} s"
+            )
+        super().__init__(parents[0]._ssc, parents, parents[0]._slide_ms)
+        self._func = func
+        self._what = what
+
+    def _compute(self, time_ms: int) -> RDD | None:
+        rdds = []
+        for parent in self._parents:
+            rdd = parent._get_or_compute(time_ms)
+            if rdd is None:
+                raise RuntimeError(
+                    f"{self._what}: could not generate the parent RDD of {parent!r} at "
+                    f"time {time_ms} ms"
+                )
+            rdds.append(rdd)
+        result = self._func(time_ms, rdds)
+        if result is not None and not isinstance(result, RDD):
+            raise TypeError(
+                f"the function given to {self._what} must return an RDD, got "
+                f"{type(result).__name__}: {result!r:.80}"
+            )
+        return result
+
+
+@attrs.frozen
+class Job:
+    """One output operation of one batch: ``run()`` writes the batch through the sink."""
+
+    time_ms: int
+    output_id: int
+    name: str
+    description: str
+    run: Callable[[], Any]
+
+
+class OutputDStream(DStream):
+    """An output operation: each batch of the parent goes to a sink."""
+
+    def __init__(self, parent: DStream, sink: Sink, name: str, description: str) -> None:
+        super().__init__(parent._ssc, [parent], parent._slide_ms)
+        self.sink = sink
+        self.name = name
+        self.description = description
+        self.output_id = parent._ssc._graph.add_output(self)
+
+    def _compute(self, time_ms: int) -> RDD | None:
+        return None
+
+    def _generate_job(self, time_ms: int) -> Job | None:
+        if not self._is_time_valid(time_ms):
+            return None
+        rdd = self._parents[0]._get_or_compute(time_ms)
+        if rdd is None:
+            return None
+        sink = self.sink
+        return Job(time_ms, self.output_id, self.name, self.description,
+                   lambda: sink.write_batch(rdd, time_ms))

@@ -1,0 +1,252 @@
+"""The streaming scheduler: generates a batch every interval and runs its jobs.
+
+Policy
+------
+- One *generator* thread waits on the clock for each batch time ``t`` (a multiple of the
+  batch interval), asks the DStream graph for the batch's RDDs and jobs (one per output
+  operation, in definition order), records the batch's input, and queues the batch.
+- Jobs run on a pool of ``ember.streaming.concurrentJobs`` threads (default 1: batches run
+  one after the other, and the jobs of a batch in definition order). A batch that falls
+  behind waits in the queue; it is never skipped, and its scheduling delay shows it.
+- When a batch's last job ends, listeners get ``batch_completed`` and a log line reports the
+  delays; the generator then forgets RDDs older than the streams' remember durations.
+
+Errors
+------
+- An output operation that raises is reported to listeners (``failure_reason``) and the
+  log, and becomes the error ``awaitTermination`` raises; later batches still run.
+- An error while *generating* a batch (a ``transform`` function raising) is handled the same
+  way; that batch has no jobs.
+
+Stopping
+--------
+- ``stop(graceful=False)``: stop generating, drop queued batches that have not started, wait
+  for the running job to end (a Python thread cannot be interrupted).
+- ``stop(graceful=True)``: stop generating, then run every queued batch to its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ember.events import BatchInfo, OutputOperationInfo, StreamInputInfo
+
+if TYPE_CHECKING:
+    from ember.streaming._dstreams import Job
+    from ember.streaming.context import StreamingContext
+
+__all__ = ["JobScheduler"]
+
+log = logging.getLogger("ember.streaming")
+
+
+@attrs.define(eq=False)
+class _Batch:
+    time_ms: int
+    jobs: list[Job]
+    info: BatchInfo
+    remaining: int
+    started: bool = False
+    futures: list[Future] = attrs.field(factory=list)
+
+
+class JobScheduler:
+    """Generates and runs the batches of one StreamingContext."""
+
+    def __init__(self, ssc: StreamingContext) -> None:
+        self.ssc = ssc
+        self.clock = ssc._clock
+        self.graph = ssc._graph
+        self.hooks = ssc.sparkContext._hooks
+        self.batch_ms = ssc._batch_ms
+        conf = ssc.sparkContext._conf
+        self.concurrent_jobs = max(1, conf.getInt("ember.streaming.concurrentJobs", 1) or 1)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._inputs: dict[int, dict[int, StreamInputInfo]] = {}
+        self._batches: dict[int, _Batch] = {}
+        self._completed: list[int] = []
+        self._last_completed_ms: int | None = None
+        self._last_generated_ms: int | None = None
+        self._to_clear: list[int] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._job_threads: set[int] = set()
+        self.start_ms: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> int:
+        """Start generating; returns the time of the first batch."""
+        now = self.clock.now_ms()
+        self.start_ms = (now // self.batch_ms + 1) * self.batch_ms
+        self.graph.start(self.start_ms - self.batch_ms)
+        for stream in self.graph.inputs:
+            stream._start()
+        self._pool = ThreadPoolExecutor(self.concurrent_jobs,
+                                        thread_name_prefix="ember-streaming-job")
+        self._thread = threading.Thread(target=self._generate_loop, name="ember-job-generator",
+                                        daemon=True)
+        self._thread.start()
+        return self.start_ms
+
+    def stop(self, graceful: bool) -> None:
+        """Stop generating batches, then finish or drop the queued ones (see module doc)."""
+        self._stop.set()
+        wake = getattr(self.clock, "wake", None)
+        if wake is not None:
+            wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        if not graceful:
+            with self._lock:
+                for batch in self._batches.values():
+                    for f in batch.futures:
+                        f.cancel()
+        if self._pool is not None:
+            inside = threading.get_ident() in self._job_threads
+            self._pool.shutdown(wait=not inside, cancel_futures=not graceful)
+        for stream in self.graph.inputs:
+            try:
+                stream._stop()
+            except Exception:
+                log.exception("stopping input stream %r failed", stream)
+
+    # ------------------------------------------------------------------ inputs
+    def report_input(self, time_ms: int, info: StreamInputInfo) -> None:
+        """Record what an input stream contributed to batch ``time_ms``."""
+        with self._lock:
+            self._inputs.setdefault(time_ms, {})[info.input_stream_id] = info
+
+    # ------------------------------------------------------------------ generating
+    def _generate_loop(self) -> None:
+        t = self.start_ms
+        assert t is not None
+        while self.clock.wait_until(t, self._stop):
+            self._clear_old()
+            self._generate(t)
+            t += self.batch_ms
+        self._clear_old()
+
+    def _clear_old(self) -> None:
+        with self._lock:
+            times, self._to_clear = self._to_clear, []
+        for t in times:
+            try:
+                self.graph.clear_metadata(t)
+            except Exception:
+                log.exception("clearing metadata of batch %d ms failed", t)
+
+    def _generate(self, time_ms: int) -> None:
+        try:
+            jobs = self.graph.generate_jobs(time_ms)
+            error = None
+        except Exception as exc:
+            jobs, error = [], exc
+        with self._lock:
+            inputs = self._inputs.pop(time_ms, {})
+        now = self.clock.now_ms()
+        ops = {
+            j.output_id: OutputOperationInfo(time_ms, j.output_id, j.name, j.description)
+            for j in jobs
+        }
+        info = BatchInfo(time_ms, inputs, now, output_operation_infos=ops)
+        self._last_generated_ms = time_ms
+        if error is not None:
+            log.error("generating the jobs of batch %d ms failed", time_ms, exc_info=error)
+            self.ssc._report_error(error)
+        batch = _Batch(time_ms, jobs, info, len(jobs))
+        self.hooks.batch_submitted(info)
+        if not jobs:
+            info = attrs.evolve(info, processing_start_time=now, processing_end_time=now)
+            batch.info = info
+            self.hooks.batch_started(info)
+            self._finish(batch)
+            return
+        with self._lock:
+            self._batches[time_ms] = batch
+        assert self._pool is not None
+        for job in jobs:
+            try:
+                batch.futures.append(self._pool.submit(self._run_job, batch, job))
+            except RuntimeError:  # the pool is shutting down
+                break
+
+    # ------------------------------------------------------------------ running
+    def _run_job(self, batch: _Batch, job: Job) -> None:
+        self._job_threads.add(threading.get_ident())
+        now = self.clock.now_ms()
+        with self._lock:
+            first = not batch.started
+            batch.started = True
+            if first:
+                batch.info = attrs.evolve(batch.info, processing_start_time=now)
+            info = batch.info
+        if first:
+            self.hooks.batch_started(info)
+        op = attrs.evolve(info.output_operation_infos[job.output_id], start_time=now)
+        self.hooks.output_operation_started(op)
+        failure = None
+        try:
+            job.run()
+        except BaseException as exc:
+            failure = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            log.error("output operation %d (%s) of batch %d ms failed:\n%s",
+                      job.output_id, job.description, job.time_ms, failure)
+            self.ssc._report_error(exc)
+        op = attrs.evolve(op, end_time=self.clock.now_ms(), failure_reason=failure)
+        self.hooks.output_operation_completed(op)
+        with self._lock:
+            ops = dict(batch.info.output_operation_infos)
+            ops[job.output_id] = op
+            batch.info = attrs.evolve(batch.info, output_operation_infos=ops)
+            batch.remaining -= 1
+            last = batch.remaining == 0
+            if last:
+                batch.info = attrs.evolve(batch.info, processing_end_time=self.clock.now_ms())
+                self._batches.pop(batch.time_ms, None)
+        if last:
+            self._finish(batch)
+
+    def _finish(self, batch: _Batch) -> None:
+        info = batch.info
+        self.hooks.batch_completed(info)
+        log.info(
+            "Finished batch %d ms: total delay %.3f s (scheduling %.3f s, processing %.3f s), "
+            "%d records%s",
+            info.batch_time, (info.totalDelay() or 0) / 1000, (info.schedulingDelay() or 0) / 1000,
+            (info.processingDelay() or 0) / 1000, info.numRecords(),
+            ", FAILED" if info.failed else "",
+        )
+        with self._done:
+            if self._last_completed_ms is None or info.batch_time > self._last_completed_ms:
+                self._last_completed_ms = info.batch_time
+            self._to_clear.append(info.batch_time)
+            self._done.notify_all()
+
+    # ------------------------------------------------------------------ waiting
+    @property
+    def last_completed_ms(self) -> int | None:
+        """The time of the latest completed batch."""
+        return self._last_completed_ms
+
+    def pending_batches(self) -> int:
+        """Batches generated and not yet completed."""
+        with self._lock:
+            return len(self._batches)
+
+    def wait_for_batch(self, time_ms: int, timeout: float | None) -> bool:
+        """Block until batch ``time_ms`` (and every earlier one) completed; ``False`` on timeout."""
+        with self._done:
+            return self._done.wait_for(
+                lambda: ((self._last_completed_ms or -1) >= time_ms and not any(
+                    t <= time_ms for t in self._batches
+                )) or (self._stop.is_set() and not self._batches),
+                timeout,
+            )
