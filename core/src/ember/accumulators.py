@@ -125,9 +125,13 @@ class Accumulator(Generic[T]):
 
 
 def merge_updates(updates: dict[int, Any]) -> None:
-    """Merge one successful task's updates into the driver's accumulators."""
-    for aid, (delta, _param) in updates.items():
-        with _registry_lock:
+    """Merge one successful task's updates into the driver's accumulators.
+
+    Under the registry lock: jobs run concurrently (one per streaming output operation), and
+    two merges into one accumulator must not lose either update.
+    """
+    with _registry_lock:
+        for aid, (delta, _param) in updates.items():
             acc = _driver_accumulators.get(aid)
-        if acc is not None:
-            acc._value = acc._param.addInPlace(acc._value, delta)
+            if acc is not None:
+                acc._value = acc._param.addInPlace(acc._value, delta)

@@ -12,7 +12,9 @@ import cloudpickle
 __all__ = ["Broadcast"]
 
 T = TypeVar("T")
-_worker_values: dict[int, Any] = {}
+#: Values loaded in this (worker) process, by broadcast file path: the path holds the
+#: context's own directory, so broadcasts of different contexts never collide.
+_worker_values: dict[str, Any] = {}
 _worker_lock = threading.Lock()
 
 
@@ -58,15 +60,16 @@ class Broadcast(Generic[T]):
         if self._on_driver or self._path is None:
             return self._value
         with _worker_lock:
-            if self.bid not in _worker_values:
+            if self._path not in _worker_values:
                 with open(self._path, "rb") as f:
-                    _worker_values[self.bid] = pickle.load(f)
-            return _worker_values[self.bid]
+                    _worker_values[self._path] = pickle.load(f)
+            return _worker_values[self._path]
 
     def unpersist(self, blocking: bool = False) -> None:
         """Let workers drop their copy; the value is sent again if used later."""
-        with _worker_lock:
-            _worker_values.pop(self.bid, None)
+        if self._path is not None:
+            with _worker_lock:
+                _worker_values.pop(self._path, None)
 
     def destroy(self, blocking: bool = False) -> None:
         """Release the value everywhere; the broadcast cannot be used afterwards."""
@@ -81,3 +84,11 @@ class Broadcast(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Broadcast<id={self.bid}>"
+
+
+def forget_broadcasts(directory: str) -> None:
+    """Drop the values this process loaded from broadcast files under ``directory``."""
+    prefix = os.path.join(directory, "")
+    with _worker_lock:
+        for path in [p for p in _worker_values if p.startswith(prefix)]:
+            del _worker_values[path]

@@ -140,7 +140,7 @@ class Conf:
     def getInt(self, key: str, defaultValue: Any = _MISSING) -> int | None:
         """The value of ``key`` as an ``int``; a value that is not a whole number is an error."""
         value = self._lookup(key, defaultValue)
-        if value is None or isinstance(value, int) and not isinstance(value, bool):
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
         try:
             f = float(value)

@@ -128,8 +128,13 @@ class RDD(PairFunctions):
     def _narrow_parents(self) -> list[RDD]:
         return []
 
+    def _block_prefix(self) -> str:
+        # The context's uid keeps ids unique across contexts: worker processes (and the
+        # driver, for ``inline``) outlive a context, and RDD ids restart at 0 in each.
+        return f"rdd_{self.ctx._uid}_{self.id}_"
+
     def _block_id(self, index: int) -> str:
-        return f"rdd_{self.id}_{index}"
+        return f"{self._block_prefix()}{index}"
 
     def _all_cached(self) -> bool:
         if self._level is None:
@@ -349,7 +354,7 @@ class RDD(PairFunctions):
     def unpersist(self, blocking: bool = False) -> RDD:
         """Drop the cached partitions and stop caching."""
         if self._level is not None:
-            self.ctx._drop_blocks(f"rdd_{self.id}_")
+            self.ctx._drop_blocks(self._block_prefix())
             self._level = None
         return self
 
@@ -425,12 +430,15 @@ class RDD(PairFunctions):
     def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
         """Combine all elements with the associative, commutative ``f``."""
         _check_callable(f, "reduce")
-        missing = object()
 
-        def part(_i: int, it: Iterator[Any]) -> Any:
-            return functools.reduce(f, it, missing)
+        def part(_i: int, it: Iterator[Any]) -> list[Any]:
+            # [] for an empty partition (no sentinel object: it would not survive pickling)
+            it = iter(it)
+            for first in it:
+                return [functools.reduce(f, it, first)]
+            return []
 
-        vals = [v for v in self._run(part, "reduce") if v is not missing]
+        vals = [v for part_vals in self._run(part, "reduce") for v in part_vals]
         if not vals:
             raise ValueError("Can not reduce() empty RDD")
         return functools.reduce(f, vals)

@@ -79,13 +79,24 @@ class FileSplit:
 
 
 def list_input_files(path: str) -> list[str]:
-    """The files a path names: a file, a directory's visible files, a glob, or a comma list."""
+    """The files a path names: a file, a directory's visible files, a glob, or a comma list.
+
+    A file or directory whose name starts with ``_`` or ``.`` is hidden: skipped in a
+    directory and among a glob's matches.
+    """
     files: list[str] = []
     for part in str(path).split(","):
         part = os.path.expanduser(part.strip())
         if part.startswith("file://"):
             part = part[len("file://"):]
-        matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
+        if glob.has_magic(part):
+            # Hidden names (``_SUCCESS``, ``.crc`` ...) are skipped as in a directory
+            # listing, as Hadoop's input formats do; a name given in full is always read.
+            matches = sorted(
+                m for m in glob.glob(part) if not os.path.basename(m).startswith((".", "_"))
+            )
+        else:
+            matches = [part]
         if not matches:
             raise FileNotFoundError(f"input path {part!r} matches no files")
         for m in matches:
@@ -110,7 +121,7 @@ def text_splits(path: str, min_partitions: int) -> list[FileSplit]:
     goal = max(sum(sizes) // max(min_partitions, 1), 1)
     size = max(goal, _MIN_SPLIT) if sum(sizes) > _MIN_SPLIT * min_partitions else goal
     splits: list[FileSplit] = []
-    for f, n in zip(files, sizes):
+    for f, n in zip(files, sizes, strict=True):
         if f.endswith(".gz"):
             splits.append(FileSplit(len(splits), f, 0, None))
             continue
@@ -205,14 +216,24 @@ def batched(it: Iterator[Any], size: int) -> Iterator[list]:
 
 
 def write_text_part(records: Iterator[Any], path: str, compress: bool) -> str:
-    """Write one partition as UTF-8 lines (``str`` of each record) to ``path``."""
+    """Write one partition as lines to ``path``: ``str`` of each record in UTF-8, and
+    ``bytes`` records as they are (as PySpark's ``saveAsTextFile`` does)."""
     opener = gzip.open if compress else open
     with opener(path, "wb") as raw:  # type: ignore[operator]
         out = io.BufferedWriter(raw, 1 << 20) if not compress else raw
         for batch in batched(records, 4096):
-            out.write(("\n".join(map(str, batch)) + "\n").encode("utf-8"))
+            if any(isinstance(x, (bytes, bytearray)) for x in batch):
+                out.write(b"\n".join(map(_text_line, batch)) + b"\n")
+            else:
+                out.write(("\n".join(map(str, batch)) + "\n").encode("utf-8"))
         out.flush()
     return path
+
+
+def _text_line(record: Any) -> bytes:
+    if isinstance(record, (bytes, bytearray)):
+        return bytes(record)
+    return str(record).encode("utf-8")
 
 
 def staging_dir(target: str) -> str:

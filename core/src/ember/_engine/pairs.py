@@ -196,7 +196,7 @@ class PairFunctions:
             return acc
 
         def merge(a: tuple[list, ...], b: tuple[list, ...]) -> tuple[list, ...]:
-            for x, y in zip(a, b):
+            for x, y in zip(a, b, strict=True):
                 x.extend(y)
             return a
 

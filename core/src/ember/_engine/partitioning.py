@@ -84,7 +84,10 @@ class RangePartitioner(Partitioner):
     """
 
     def __init__(
-        self, bounds: Sequence[Any], ascending: bool = True, keyfunc: Callable[[Any], Any] = None
+        self,
+        bounds: Sequence[Any],
+        ascending: bool = True,
+        keyfunc: Callable[[Any], Any] | None = None,
     ) -> None:
         self.bounds = list(bounds)
         self.ascending = ascending

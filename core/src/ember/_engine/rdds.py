@@ -289,7 +289,10 @@ class _ReadShuffle:
         self.spec = spec
 
     def __call__(self, split: ShuffleSplit) -> Iterator[Any]:
-        return read_shuffle(list(split.outputs), split.index, self.spec)
+        # The spec leaves the shuffle id out (-1) so that the function is the same for every
+        # shuffle of one pipeline; the split knows it, and a FetchFailed must name it.
+        spec = attrs.evolve(self.spec, shuffle_id=split.shuffle_id)
+        return read_shuffle(list(split.outputs), split.index, spec)
 
 
 def _remove_outputs(outputs: list[Any]) -> None:

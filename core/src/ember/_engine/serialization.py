@@ -21,7 +21,7 @@ def _picklable(obj: Any) -> bool:
     try:
         cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not picklable"
+    except Exception:  # any failure means "not picklable"
         return False
 
 
@@ -30,7 +30,7 @@ def _children(obj: Any) -> list[tuple[str, Any, Any]]:
     out: list[tuple[str, Any, Any]] = []
     if isinstance(obj, types.FunctionType):
         code = obj.__code__
-        for name, cell in zip(code.co_freevars, obj.__closure__ or ()):
+        for name, cell in zip(code.co_freevars, obj.__closure__ or (), strict=False):
             try:
                 out.append((name, cell.cell_contents, obj))
             except ValueError:

@@ -66,10 +66,11 @@ class FetchFailed(Exception):
     def __init__(self, shuffle_id: int, map_id: int, detail: str) -> None:
         self.shuffle_id = shuffle_id
         self.map_id = map_id
+        self.detail = detail
         super().__init__(f"shuffle {shuffle_id} map output {map_id} is missing: {detail}")
 
     def __reduce__(self):  # keep the fields when pickled back to the driver
-        return (FetchFailed, (self.shuffle_id, self.map_id, str(self)))
+        return (FetchFailed, (self.shuffle_id, self.map_id, self.detail))
 
 
 @attrs.frozen

@@ -68,18 +68,19 @@ def current_task() -> TaskContext | None:
 
 
 def _load_stage(stage_key: str, stage: bytes | Callable[..., Any] | None) -> Callable | None:
+    if stage is not None and not isinstance(stage, bytes):
+        # In-process: the function itself. Not cached: its key is only unique within one
+        # context, and a cache would keep the job's data alive after the job.
+        return stage
     fn = _stages.get(stage_key)
     if fn is not None:
         _stages.move_to_end(stage_key)
         return fn
     if stage is None:
         return None
-    if isinstance(stage, bytes):
-        import cloudpickle  # noqa: F401 - registers what loading closures needs
+    import cloudpickle  # noqa: F401 - registers what loading closures needs
 
-        fn = pickle.loads(stage)
-    else:
-        fn = stage
+    fn = pickle.loads(stage)
     _stages[stage_key] = fn
     while len(_stages) > _STAGE_CACHE_SIZE:
         _stages.popitem(last=False)
@@ -100,7 +101,18 @@ def run_task(
     in_process: bool = False,
 ) -> TaskResult | NeedStage:
     """Run one task: load (or reuse) the stage function and apply it to ``split``."""
-    fn = _load_stage(stage_key, stage)
+    try:
+        fn = _load_stage(stage_key, stage)
+    except Exception as exc:  # e.g. a module the worker cannot import
+        if hasattr(exc, "add_note"):
+            exc.add_note(
+                "ember: the worker could not load the task's function. Functions and classes "
+                "from a module the workers cannot import (such as a test file collected with "
+                "--import-mode=importlib) are pickled by reference: define them inside the "
+                "function that builds the job, or register the module with "
+                "cloudpickle.register_pickle_by_value(module)."
+            )
+        return _failure(exc, in_process)
     if fn is None:
         return NeedStage(stage_key)
     task = TaskContext(stage_id, split.index, attempt)
@@ -108,25 +120,10 @@ def run_task(
     _local.task = task
     try:
         value = fn(split, task)
-    except BaseException as exc:  # noqa: BLE001 - every user error travels back as a value
+    except BaseException as exc:  # every user error travels back as a value
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) and in_process:
             raise
-        tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        error: BaseException | None = exc
-        if not in_process:
-            try:
-                pickle.loads(pickle.dumps(exc))
-            except Exception:  # noqa: BLE001 - an exception that cannot travel
-                error = None
-            exc.__traceback__ = None
-        return TaskResult(
-            ok=False,
-            error=error,
-            error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-            error_message=str(exc),
-            traceback_text=tb_text,
-            pid=os.getpid(),
-        )
+        return _failure(exc, in_process)
     finally:
         _local.task = previous
     return TaskResult(
@@ -134,6 +131,34 @@ def run_task(
         value=value,
         accumulator_updates=task.accumulator_updates,
         stored_blocks=task.stored_blocks,
+        pid=os.getpid(),
+    )
+
+
+def forget_context(block_prefix: str, local_dir: str) -> None:
+    """Drop what a stopped context left in this process: cached blocks, broadcast values."""
+    from ember.broadcast import forget_broadcasts
+
+    evict_blocks(block_prefix)
+    forget_broadcasts(local_dir)
+
+
+def _failure(exc: BaseException, in_process: bool) -> TaskResult:
+    """The result of an attempt that raised ``exc``: the error itself when it can travel."""
+    tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    error: BaseException | None = exc
+    if not in_process:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:  # an exception that cannot travel
+            error = None
+        exc.__traceback__ = None
+    return TaskResult(
+        ok=False,
+        error=error,
+        error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        error_message=str(exc),
+        traceback_text=tb_text,
         pid=os.getpid(),
     )
 

@@ -29,7 +29,7 @@ class InlineExecutor(Executor):
         future: Future = Future()
         try:
             future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - the future carries it
+        except BaseException as exc:  # the future carries it
             future.set_exception(exc)
         return future
 

@@ -15,7 +15,7 @@ import atexit
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 import loky
@@ -52,7 +52,7 @@ class _Slot:
                 self.generation += 1
         try:
             broken.shutdown(wait=False, kill_workers=True)
-        except Exception:  # noqa: BLE001 - it is broken already
+        except Exception:  # it is broken already
             pass
 
     def submit(self, fn: Callable[..., Any], args: tuple) -> Future:
@@ -70,13 +70,20 @@ class _Slot:
 
         def _done(f: Future, pool: loky.ProcessPoolExecutor = pool) -> None:
             try:
-                outer.set_result(f.result())
+                result: Any = f.result()
+                error: BaseException | None = None
             except BrokenProcessPool as exc:
                 self._replace(pool)
-                lost = WorkerLostError(f"worker process died while running a task: {exc}")
-                outer.set_exception(lost)
-            except BaseException as exc:  # noqa: BLE001 - transport errors go to the caller
-                outer.set_exception(exc)
+                error = WorkerLostError(f"worker process died while running a task: {exc}")
+            except BaseException as exc:  # transport errors go to the caller
+                error = exc
+            try:
+                if error is None:
+                    outer.set_result(result)
+                else:
+                    outer.set_exception(error)
+            except InvalidStateError:  # the caller cancelled it (its job failed): drop it
+                pass
 
         inner.add_done_callback(_done)
         return outer
