@@ -122,7 +122,7 @@ def test_missing_plugin_names_group_name_installed_alternatives_and_distribution
     assert "'mqtt'" in message
     assert "socketish" in message  # what is installed instead
     assert "pip install ember-mqtt" in message
-    assert info.value.installed == ["socketish"]
+    assert "socketish" in info.value.installed and "mqtt" not in info.value.installed
     assert info.value.hint == "pip install ember-mqtt"
 
 
@@ -682,7 +682,8 @@ def test_a_stale_stevedore_entry_point_cache_does_not_hide_new_plugins(tmp_path)
     env = {"PYTHONPATH": str(site_dir), "XDG_CACHE_HOME": str(cache)}
     stevedore_names = (
         "from stevedore import ExtensionManager\n"
-        "print(sorted(ep.name for ep in ExtensionManager('ember.sources').list_entry_points()))"
+        "print(sorted(ep.name for ep in ExtensionManager('ember.sources').list_entry_points()"
+        "             if ep.name.startswith(('first', 'second'))))"
     )
     assert run_python(stevedore_names, **env).stdout.strip() == "['first']"
     stat = eps_file.stat()
@@ -693,7 +694,8 @@ def test_a_stale_stevedore_entry_point_cache_does_not_hide_new_plugins(tmp_path)
     # ...but ember reads the installed metadata itself.
     ember_names = (
         "from ember.plugins import list_plugins\n"
-        "print(sorted(r.name for r in list_plugins(load=False, kinds=['sources'])))"
+        "print(sorted(r.name for r in list_plugins(load=False, kinds=['sources'])"
+        "             if r.distribution == 'ember-fake-late'))"
     )
     result = run_python(ember_names, **env)
     assert result.stdout.strip() == "['first', 'second']", result.stderr

@@ -28,6 +28,8 @@ log = logging.getLogger("ember")
 
 _active_lock = threading.RLock()
 _active: Context | None = None
+# Accumulator ids are unique in the process: workers and the driver registry outlive contexts.
+_ACCUMULATOR_IDS = itertools.count()
 
 
 class Context:
@@ -85,7 +87,6 @@ class Context:
             self._shuffle_ids = itertools.count()
             self._shuffles: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
             self._bids = itertools.count()
-            self._aids = itertools.count()
             self._blocks = BlockRegistry()
             self._checkpoint_dir: str | None = None
             base = self._conf.get("ember.local.dir") or None
@@ -273,7 +274,7 @@ class Context:
                     accum_param: AccumulatorParam[Any] | None = None) -> Accumulator[Any]:
         """An accumulator starting at ``value``; numbers and lists work without ``accum_param``."""
         self._check_running()
-        return Accumulator(next(self._aids), value, accum_param or default_param(value))
+        return Accumulator(next(_ACCUMULATOR_IDS), value, accum_param or default_param(value))
 
     def setCheckpointDir(self, dirName: str) -> None:
         """The directory ``RDD.checkpoint`` saves into (created if missing)."""
