@@ -260,3 +260,28 @@ def commit_output(tmp: str, target: str, replace: bool = False) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, target)
+
+
+@attrs.frozen
+class BlockSplit:
+    """A partition made of one received block (see ``ember.streaming._blocks``)."""
+
+    index: int
+    payload: bytes
+    codec: str
+    serializer: Any = None
+    errors: str = "replace"
+
+
+def decode_block(block: Any) -> Iterator[Any]:
+    """The records of a received block: deserialized records, or decoded text lines."""
+    if block.codec == "lines":
+        data = block.payload
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        if not data and not block.payload:
+            return iter(())
+        return iter(data.decode("utf-8", getattr(block, "errors", "replace")).split("\n"))
+    if block.serializer is None:
+        return iter(pickle.loads(block.payload))
+    return iter(block.serializer.loads_batch(block.payload))

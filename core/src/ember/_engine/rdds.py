@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ember._engine.inputs import (
+    BlockSplit,
     DataSplit,
+    decode_block,
     FileSplit,
     load_data_split,
     read_frames,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from ember.context import Context
 
 __all__ = [
+    "BlockRDD",
     "CoalescedRDD",
     "ParallelCollectionRDD",
     "PickleFileRDD",
@@ -129,6 +132,25 @@ class PickleFileRDD(RDD):
 
     def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
         return _ReadFrames(self.ctx._serializer())
+
+
+class BlockRDD(RDD):
+    """The blocks a receiver stored during one batch: one partition per block."""
+
+    def __init__(self, ctx: Context, blocks: list[Any], errors: str = "replace") -> None:
+        super().__init__(ctx)
+        self._split_list = [
+            BlockSplit(i, b.payload, b.codec, b.serializer, errors) for i, b in enumerate(blocks)
+        ]
+
+    def _raw_num_partitions(self) -> int:
+        return len(self._split_list)
+
+    def _raw_splits(self) -> list[Any]:
+        return self._split_list
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return decode_block
 
 
 # --------------------------------------------------------------------------- narrow

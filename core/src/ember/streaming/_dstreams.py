@@ -12,11 +12,18 @@ from ember.rdd import RDD
 from ember.streaming.dstream import DStream
 
 if TYPE_CHECKING:
+    from ember.receivers import Receiver
     from ember.sinks import Sink
     from ember.sources import PullSource
     from ember.streaming.context import StreamingContext
 
-__all__ = ["InputDStream", "OutputDStream", "PullInputDStream", "TransformedDStream"]
+__all__ = [
+    "InputDStream",
+    "OutputDStream",
+    "PullInputDStream",
+    "ReceiverInputDStream",
+    "TransformedDStream",
+]
 
 
 class InputDStream(DStream):
@@ -58,6 +65,50 @@ class PullInputDStream(InputDStream):
             time_ms, StreamInputInfo(self.id, count or 0, {"Description": self._describe()})
         )
         return rdd
+
+
+class ReceiverInputDStream(InputDStream):
+    """The stream of a :class:`~ember.receivers.Receiver`: each batch is the blocks it stored
+    since the previous batch, one partition per block."""
+
+    def __init__(self, ssc: StreamingContext, receiver: Receiver) -> None:
+        from ember.receivers import Receiver
+
+        if not isinstance(receiver, Receiver):
+            raise TypeError(
+                f"receiverStream expects an ember.receivers.Receiver, got {type(receiver).__name__}"
+            )
+        if receiver._supervisor is not None:
+            raise ValueError(f"receiver {receiver.name()} already feeds another stream")
+        super().__init__(ssc)
+        self.receiver = receiver
+        self.supervisor: Any = None
+
+    def _describe(self) -> str:
+        return f"receiver {self.receiver.name()}"
+
+    def _start(self) -> None:
+        from ember.streaming._receiving import ReceiverSupervisor
+
+        scheduler = self._ssc._scheduler
+        self.supervisor = ReceiverSupervisor(self._ssc, self.receiver, self.id, scheduler.tracker)
+        self.supervisor.start()
+
+    def _stop_receiving(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+
+    def _compute(self, time_ms: int) -> RDD | None:
+        from ember._engine.rdds import BlockRDD
+
+        blocks = self._ssc._scheduler.tracker.allocate(self.id)
+        self._ssc._scheduler.report_input(
+            time_ms,
+            StreamInputInfo(self.id, sum(b.num_records for b in blocks),
+                            {"Description": self._describe()}),
+        )
+        errors = getattr(self.receiver, "text_errors", "replace")
+        return BlockRDD(self._ssc.sparkContext, blocks, errors)
 
 
 class TransformedDStream(DStream):

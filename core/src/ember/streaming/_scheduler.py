@@ -22,7 +22,12 @@ Stopping
 --------
 - ``stop(graceful=False)``: stop generating, drop queued batches that have not started, wait
   for the running job to end (a Python thread cannot be interrupted).
-- ``stop(graceful=True)``: stop generating, then run every queued batch to its end.
+- ``stop(graceful=True)``: stop the receivers (their buffered records become blocks), put
+  every received block into a batch — at the following batch times, without waiting for
+  the clock — then run every queued batch to its end.
+
+Receivers are stopped first in both cases; with ``graceful=False`` blocks not yet in a
+batch are dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ember.events import BatchInfo, OutputOperationInfo, StreamInputInfo
+from ember.streaming._blocks import ReceivedBlockTracker
 
 if TYPE_CHECKING:
     from ember.streaming._dstreams import Job
@@ -79,7 +85,14 @@ class JobScheduler:
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._job_threads: set[int] = set()
+        self._draining = False
+        self.tracker = ReceivedBlockTracker()
         self.start_ms: int | None = None
+
+    def _receiver_streams(self) -> list[Any]:
+        from ember.streaming._dstreams import ReceiverInputDStream
+
+        return [s for s in self.graph.inputs if isinstance(s, ReceiverInputDStream)]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> int:
@@ -94,10 +107,25 @@ class JobScheduler:
         self._thread = threading.Thread(target=self._generate_loop, name="ember-job-generator",
                                         daemon=True)
         self._thread.start()
+        receivers = self._receiver_streams()
+        slots = self.ssc.sparkContext.defaultParallelism
+        if receivers and slots < len(receivers) + 1:
+            log.warning(
+                "%d receiver(s) and %d worker slot(s) (master %r): give the application more "
+                "slots than receivers (local[n] with n > number of receivers), or received "
+                "data may not be processed as fast as it arrives",
+                len(receivers), slots, self.ssc.sparkContext.master,
+            )
         return self.start_ms
 
     def stop(self, graceful: bool) -> None:
         """Stop generating batches, then finish or drop the queued ones (see module doc)."""
+        for stream in self._receiver_streams():
+            try:
+                stream._stop_receiving()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                log.exception("stopping the receiver of %r failed", stream)
+        self._draining = graceful
         self._stop.set()
         wake = getattr(self.clock, "wake", None)
         if wake is not None:
@@ -132,6 +160,11 @@ class JobScheduler:
             self._clear_old()
             self._generate(t)
             t += self.batch_ms
+        if self._draining:  # graceful stop: every received block goes into a batch
+            while self.tracker.has_unallocated():
+                self._clear_old()
+                self._generate(t)
+                t += self.batch_ms
         self._clear_old()
 
     def _clear_old(self) -> None:
@@ -217,6 +250,12 @@ class JobScheduler:
     def _finish(self, batch: _Batch) -> None:
         info = batch.info
         self.hooks.batch_completed(info)
+        for stream in self._receiver_streams():
+            sup = stream.supervisor
+            got = info.stream_id_to_input_info.get(stream.id)
+            if sup is not None and got is not None:
+                sup.on_batch_completed(info.batch_time, got.num_records,
+                                       info.processingDelay() or 0, info.schedulingDelay() or 0)
         log.info(
             "Finished batch %d ms: total delay %.3f s (scheduling %.3f s, processing %.3f s), "
             "%d records%s",

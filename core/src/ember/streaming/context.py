@@ -175,6 +175,45 @@ class StreamingContext:
         ``oneAtATime``); ``default`` (or an empty RDD) once the queue is empty."""
         return self.stream("queue", rdds=rdds, oneAtATime=oneAtATime, default=default)
 
+    def receiverStream(self, receiver: Any) -> DStream:
+        """An input DStream fed by ``receiver`` (an :class:`ember.receivers.Receiver`)."""
+        from ember.streaming._dstreams import ReceiverInputDStream
+
+        self._check_can_add("create a new input stream")
+        return ReceiverInputDStream(self, receiver)
+
+    def socketTextStream(self, hostname: str, port: int,
+                         storageLevel: Any = None, **options: Any) -> DStream:
+        """Lines of UTF-8 text read from a TCP server (needs the ``ember-socket`` plugin).
+
+        ``options`` go to the socket source (decoding policy, line length limit...).
+        """
+        if storageLevel is not None:
+            options["storageLevel"] = storageLevel
+        return self.stream("socket", hostname=hostname, port=port, **options)
+
+    def socketStream(self, hostname: str, port: int, converter: Callable[[Any], Iterable[Any]],
+                     storageLevel: Any = None, **options: Any) -> DStream:
+        """Records made by ``converter(binary_file)`` from a TCP server's bytes (``ember-socket``)."""
+        if storageLevel is not None:
+            options["storageLevel"] = storageLevel
+        return self.stream("socket", hostname=hostname, port=port, converter=converter,
+                           **options)
+
+    def textFileStream(self, directory: str) -> DStream:
+        """Lines of the text files that appear in ``directory`` (needs ``ember-file``)."""
+        return self.stream("file", directory=directory)
+
+    def binaryRecordsStream(self, directory: str, recordLength: int) -> DStream:
+        """Fixed-length byte records of the files that appear in ``directory`` (``ember-file``)."""
+        return self.stream("file", directory=directory, recordLength=recordLength)
+
+    def fileStream(self, directory: str, filter: Callable[[str], bool] | None = None,  # noqa: A002
+                   newFilesOnly: bool = True) -> DStream:
+        """Lines of the files accepted by ``filter(path)`` that appear in ``directory``."""
+        return self.stream("file", directory=directory, filter=filter,
+                           newFilesOnly=newFilesOnly)
+
     def union(self, *dstreams: DStream) -> DStream:
         """One stream of the elements of all ``dstreams`` (same slide duration required)."""
         from ember.streaming._dstreams import TransformedDStream

@@ -1,0 +1,152 @@
+"""Receivers: how data pushed from outside gets into a stream.
+
+Subclass :class:`Receiver` to read from any system (the custom receivers PySpark never had),
+and give it to ``ssc.receiverStream(receiver)``; or register a :class:`ReceiverSource` plugin
+in the entry-point group ``ember.sources``.
+
+The life of a receiver, driven by its supervisor on the driver:
+
+1. ``onStart()`` is called; it must return quickly, after starting its own thread(s) that
+   read data and call ``store``/``storeMany``/``storeBytes``.
+2. The receiving thread loops ``while not self.isStopped()``. On a recoverable problem it
+   calls ``restart(message, error)``: the supervisor calls ``onStop()``, waits, and calls
+   ``onStart()`` again. On a fatal one it calls ``stop(message, error)``.
+3. When the streaming context stops, ``onStop()`` is called; it must release everything
+   ``onStart`` made (close sockets, join threads) so nothing is left running.
+
+Data stored with ``store(record)`` is grouped into blocks every
+``ember.streaming.blockInterval`` (default 200 ms); each block becomes one partition of the
+batch it falls in. ``storeMany(records)`` makes a block of its records and returns only when
+that block is stored (and written to the write-ahead log when it is on), so a *reliable*
+receiver can acknowledge its source for exactly the data that is safe. ``storeBytes(data)``
+stores raw UTF-8 text of whole lines: the cheapest path, since splitting into lines and
+decoding happen in the workers, in parallel.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ember.sources import Source
+from ember.storagelevel import StorageLevel
+
+if TYPE_CHECKING:
+    from ember.streaming._receiving import ReceiverSupervisor
+    from ember.streaming.context import StreamingContext
+    from ember.streaming.dstream import DStream
+
+__all__ = ["Receiver", "ReceiverSource"]
+
+
+class Receiver:
+    """Base class of receivers: override :meth:`onStart` and :meth:`onStop`.
+
+    :param storageLevel: kept for compatibility with Spark's API; received blocks are always
+        kept serialized in the driver's memory until their batch is done.
+
+    A minimal receiver::
+
+        class CounterReceiver(Receiver):
+            def onStart(self):
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+
+            def _run(self):
+                n = 0
+                while not self.isStopped():
+                    self.store(n)
+                    n += 1
+
+            def onStop(self):
+                self._thread.join(timeout=5)  # not guaranteed to be called after a crash
+    """
+
+    def __init__(self, storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_SER_2) -> None:
+        self.storageLevel = storageLevel
+        self._supervisor: ReceiverSupervisor | None = None
+        self._stream_id: int | None = None
+
+    # ------------------------------------------------------------------ to override
+    @abstractmethod
+    def onStart(self) -> None:
+        """Start receiving: start a thread that reads data and stores it; return quickly."""
+
+    @abstractmethod
+    def onStop(self) -> None:
+        """Stop receiving: release what :meth:`onStart` made. Called on stop and restart."""
+
+    def name(self) -> str:
+        """A name for listeners and the UI (the class name by default)."""
+        return type(self).__name__
+
+    # ------------------------------------------------------------------ storing data
+    def _sup(self) -> ReceiverSupervisor:
+        sup = self._supervisor
+        if sup is None:
+            raise RuntimeError(
+                f"{self.name()} is not attached to a running stream: give it to "
+                f"ssc.receiverStream(receiver) and start the StreamingContext first"
+            )
+        return sup
+
+    def store(self, item: Any) -> None:
+        """Store one record; it joins the block being filled (returns at once)."""
+        self._sup().push_single(item)
+
+    def storeMany(self, items: Iterable[Any]) -> None:
+        """Store records as one block; returns once the block is stored (and logged)."""
+        self._sup().push_many(list(items))
+
+    def storeBytes(self, data: bytes) -> None:
+        """Store UTF-8 text made of whole lines (``\\n``-terminated, the last may be open).
+
+        The lines become records in the workers. Cut the data at a line break: a line split
+        across two calls would become two records.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"storeBytes expects bytes, got {type(data).__name__}")
+        self._sup().push_bytes(bytes(data))
+
+    # ------------------------------------------------------------------ control
+    def restart(self, message: str, error: BaseException | None = None,
+                delay: float | None = None) -> None:
+        """Restart the receiver after ``delay`` seconds (``ember.streaming.receiverRestartDelay``
+        by default): ``onStop``, wait, ``onStart``. Returns at once; the restart runs in
+        another thread."""
+        self._sup().restart(message, error, delay)
+
+    def stop(self, message: str, error: BaseException | None = None) -> None:
+        """Stop the receiver for good (the rest of the stream keeps running)."""
+        self._sup().stop_receiver(message, error)
+
+    def reportError(self, message: str, error: BaseException | None = None) -> None:
+        """Report an error to listeners and the log without stopping."""
+        self._sup().report_error(message, error)
+
+    def isStarted(self) -> bool:
+        """Whether the receiver has been started (and not stopped)."""
+        sup = self._supervisor
+        return sup is not None and sup.is_started()
+
+    def isStopped(self) -> bool:
+        """Whether the receiver is stopped: a receiving loop should end when this is true."""
+        sup = self._supervisor
+        return sup is None or sup.is_stopped()
+
+    @property
+    def streamId(self) -> int | None:
+        """The id of the input stream this receiver feeds."""
+        return self._stream_id
+
+
+class ReceiverSource(Source):
+    """A source plugin whose stream is fed by a :class:`Receiver`."""
+
+    @abstractmethod
+    def createReceiver(self) -> Receiver:
+        """A new receiver for this source (called once per stream)."""
+
+    def createStream(self, ssc: StreamingContext) -> DStream:
+        return ssc.receiverStream(self.createReceiver())

@@ -1,0 +1,317 @@
+"""Running receivers: the supervisor of each receiver, its rate limiter, and backpressure.
+
+Each receiver runs on the driver under a :class:`ReceiverSupervisor`, which calls its
+``onStart``/``onStop``, restarts it after errors (with a delay, never in a tight loop),
+reports started / error / stopped to the hooks, limits its intake to
+``ember.streaming.receiver.maxRate`` records a second, and — with
+``ember.streaming.backpressure.enabled`` — adapts that rate after every batch to the rate at
+which batches are processed (a PID controller), so a source faster than the processing does
+not make memory grow without bound: ``store`` waits instead, and a TCP sender is slowed by
+the socket's own flow control.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ember.events import ReceiverInfo
+from ember.streaming._blocks import Block, BlockGenerator, ReceivedBlockTracker
+
+if TYPE_CHECKING:
+    from ember.receivers import Receiver
+    from ember.streaming.context import StreamingContext
+
+__all__ = ["PIDRateEstimator", "RateLimiter", "ReceiverSupervisor"]
+
+log = logging.getLogger("ember.streaming")
+
+
+class RateLimiter:
+    """A token bucket: ``acquire(n)`` waits until ``n`` more records fit within the rate."""
+
+    def __init__(self, rate: float | None, stop: threading.Event) -> None:
+        self._rate = rate if rate and rate > 0 else None
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._allowance = 0.0
+        self._last = time.monotonic()
+
+    @property
+    def rate(self) -> float | None:
+        """Records a second, ``None`` for no limit."""
+        return self._rate
+
+    def set_rate(self, rate: float | None) -> None:
+        with self._lock:
+            self._rate = rate if rate and rate > 0 else None
+
+    def _accrue(self, rate: float) -> None:
+        now = time.monotonic()
+        burst = max(rate * 0.1, 1.0)  # never bank more than a tenth of a second of records
+        self._allowance = min(self._allowance + (now - self._last) * rate, burst)
+        self._last = now
+
+    def acquire(self, n: int) -> None:
+        """Take ``n`` records' worth of the rate, waiting as long as that needs.
+
+        The wait follows rate changes as they happen (backpressure may raise the rate) and
+        ends at once when the receiver stops.
+        """
+        if n <= 0:
+            return
+        with self._lock:
+            rate = self._rate
+            if rate is None:
+                self._last = time.monotonic()
+                return
+            self._accrue(rate)
+            self._allowance -= n
+        while True:
+            with self._lock:
+                rate = self._rate
+                if rate is None:
+                    self._allowance = 0.0
+                    return
+                self._accrue(rate)
+                if self._allowance >= 0:
+                    return
+                wait = -self._allowance / rate
+            if self._stop.wait(min(wait, 0.05)):
+                return
+
+
+class PIDRateEstimator:
+    """Estimates the records/s a stream can take from each finished batch.
+
+    The error is the gap between the current rate and the measured processing rate; the
+    integral term is the backlog (scheduling delay) expressed as a rate. Gains follow
+    Spark's defaults (proportional 1.0, integral 0.2, derivative 0); the rate never drops
+    below ``min_rate``.
+    """
+
+    def __init__(self, batch_ms: int, proportional: float = 1.0, integral: float = 0.2,
+                 derivative: float = 0.0, min_rate: float = 100.0) -> None:
+        self.batch_ms = batch_ms
+        self.kp, self.ki, self.kd = proportional, integral, derivative
+        self.min_rate = min_rate
+        self._first = True
+        self._latest_time = -1
+        self._latest_rate = -1.0
+        self._latest_error = -1.0
+
+    def compute(self, time_ms: int, elements: int, processing_delay_ms: int,
+                scheduling_delay_ms: int) -> float | None:
+        """The new rate after batch ``time_ms``, or ``None`` when there is nothing to learn."""
+        if time_ms <= self._latest_time or elements <= 0 or processing_delay_ms <= 0:
+            return None
+        since = (time_ms - self._latest_time) / 1000.0
+        processing_rate = elements / processing_delay_ms * 1000.0
+        error = self._latest_rate - processing_rate
+        historical_error = scheduling_delay_ms * processing_rate / self.batch_ms
+        d_error = (error - self._latest_error) / since if since > 0 else 0.0
+        if self._first:
+            new_rate = processing_rate
+            self._first = False
+        else:
+            new_rate = max(
+                self._latest_rate - self.kp * error - self.ki * historical_error
+                - self.kd * d_error,
+                self.min_rate,
+            )
+        self._latest_time = time_ms
+        self._latest_rate = new_rate
+        self._latest_error = error
+        return new_rate
+
+
+class ReceiverSupervisor:
+    """Runs one receiver: start, store, restart, stop, report — see the module docstring."""
+
+    def __init__(self, ssc: StreamingContext, receiver: Receiver, stream_id: int,
+                 tracker: ReceivedBlockTracker) -> None:
+        conf = ssc.sparkContext._conf
+        self.ssc = ssc
+        self.receiver = receiver
+        self.stream_id = stream_id
+        self.tracker = tracker
+        self.hooks = ssc.sparkContext._hooks
+        self.restart_delay = conf.getDuration("ember.streaming.receiverRestartDelay", 2.0) or 0.0
+        self.max_rate = conf.getFloat("ember.streaming.receiver.maxRate", 0.0) or None
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._final = threading.Event()  # set once stopped for good
+        self._lock = threading.RLock()
+        self.limiter = RateLimiter(self.max_rate, self._final)
+        self.estimator: PIDRateEstimator | None = None
+        if conf.getBoolean("ember.streaming.backpressure.enabled", False):
+            self.estimator = PIDRateEstimator(
+                ssc._batch_ms,
+                min_rate=conf.getFloat("ember.streaming.backpressure.pid.minRate", 100.0) or 100.0,
+            )
+            initial = conf.getFloat("ember.streaming.backpressure.initialRate", 0.0) or None
+            if initial:
+                self.limiter.set_rate(min(initial, self.max_rate or initial))
+        block_s = conf.getDuration("ember.streaming.blockInterval", 0.2) or 0.2
+        self.generator = BlockGenerator(stream_id, block_s, tracker,
+                                        ssc.sparkContext._serializer_or_none(), self._store_block)
+        self.records_received = 0
+        self.last_error: tuple[str, str, int] | None = None
+        self._restarting = False
+        self._restart_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ info
+    def info(self, active: bool) -> ReceiverInfo:
+        msg, text, when = self.last_error or ("", "", -1)
+        return ReceiverInfo(self.stream_id, self.receiver.name(), active,
+                            last_error_message=msg, last_error=text, last_error_time=when)
+
+    def is_started(self) -> bool:
+        return not self._stopped.is_set()
+
+    def is_stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.receiver._supervisor = self
+        self.receiver._stream_id = self.stream_id
+        self._final.clear()
+        self.generator.start()
+        self._start_receiver()
+
+    def _start_receiver(self) -> bool:
+        with self._lock:
+            if self._final.is_set():
+                return False
+            self._stopped.clear()
+            try:
+                self.receiver.onStart()
+            except Exception as exc:  # noqa: BLE001 - a failing onStart is restarted later
+                self._stopped.set()
+                self._record_error(f"{self.receiver.name()}.onStart failed", exc)
+                self._schedule_restart(f"onStart failed: {exc}", None)
+                return False
+        log.info("receiver %s for stream %d started", self.receiver.name(), self.stream_id)
+        self.hooks.receiver_started(self.info(True))
+        return True
+
+    def _stop_receiver(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+        try:
+            self.receiver.onStop()
+        except Exception as exc:  # noqa: BLE001 - reported, stopping goes on
+            self._record_error(f"{self.receiver.name()}.onStop failed", exc)
+
+    def stop(self) -> None:
+        """Stop for good (context stop): the receiver, then the block generator's flush."""
+        self._final.set()
+        self._stop_receiver()
+        thread = self._restart_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self.generator.stop()
+        self.hooks.receiver_stopped(self.info(False))
+        log.info("receiver %s for stream %d stopped", self.receiver.name(), self.stream_id)
+
+    def stop_receiver(self, message: str, error: BaseException | None) -> None:
+        """The receiver asked to stop for good."""
+        if error is not None:
+            self._record_error(message, error)
+        self._final.set()
+        threading.Thread(target=self._stop_receiver, daemon=True,
+                         name=f"ember-receiver-stop-{self.stream_id}").start()
+
+    def restart(self, message: str, error: BaseException | None, delay: float | None) -> None:
+        self._record_error(message, error)
+        self._schedule_restart(message, delay)
+
+    def _schedule_restart(self, message: str, delay: float | None) -> None:
+        with self._lock:
+            if self._restarting or self._final.is_set():
+                return
+            self._restarting = True
+        wait = self.restart_delay if delay is None else delay
+
+        def run() -> None:
+            try:
+                self._stop_receiver()
+                log.warning("restarting receiver %s for stream %d in %.1f s: %s",
+                            self.receiver.name(), self.stream_id, wait, message)
+                if self._final.wait(wait):
+                    return
+                with self._lock:
+                    self._restarting = False
+                self._start_receiver()
+            finally:
+                with self._lock:
+                    self._restarting = False
+
+        self._restart_thread = threading.Thread(
+            target=run, name=f"ember-receiver-restart-{self.stream_id}", daemon=True
+        )
+        self._restart_thread.start()
+
+    def report_error(self, message: str, error: BaseException | None) -> None:
+        self._record_error(message, error)
+
+    def _record_error(self, message: str, error: BaseException | None) -> None:
+        text = message
+        if error is not None:
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            text = f"{message}\n{text}"
+        self.last_error = (message, text, self.ssc.clock.now_ms())
+        log.warning("receiver %s for stream %d: %s", self.receiver.name(), self.stream_id,
+                    message, exc_info=error)
+        self.hooks.receiver_error(self.info(not self._stopped.is_set()))
+
+    # ------------------------------------------------------------------ data
+    def _check_open(self) -> None:
+        if self._final.is_set() and self._stopped.is_set():
+            raise RuntimeError(
+                f"receiver {self.receiver.name()} is stopped: data can no longer be stored"
+            )
+
+    def push_single(self, record: Any) -> None:
+        self._check_open()
+        self.limiter.acquire(1)
+        self.records_received += 1
+        self.generator.add_record(record)
+
+    def push_many(self, records: list[Any]) -> None:
+        self._check_open()
+        if not records:
+            return
+        self.limiter.acquire(len(records))
+        self.records_received += len(records)
+        self._store_block(self.generator.make_records_block(records))
+
+    def push_bytes(self, data: bytes) -> None:
+        self._check_open()
+        if not data:
+            return
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        self.limiter.acquire(lines)
+        self.records_received += lines
+        self.generator.add_text(data if data.endswith(b"\n") else data + b"\n", lines)
+
+    def _store_block(self, block: Block) -> None:
+        self.tracker.add(block)
+
+    # ------------------------------------------------------------------ backpressure
+    def on_batch_completed(self, time_ms: int, elements: int, processing_ms: int,
+                           scheduling_ms: int) -> None:
+        if self.estimator is None:
+            return
+        rate = self.estimator.compute(time_ms, elements, processing_ms, scheduling_ms)
+        if rate is not None:
+            if self.max_rate:
+                rate = min(rate, self.max_rate)
+            self.limiter.set_rate(rate)
+            log.debug("stream %d: rate set to %.0f records/s", self.stream_id, rate)
