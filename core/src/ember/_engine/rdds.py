@@ -18,8 +18,8 @@ import attrs
 from ember._engine.inputs import (
     BlockSplit,
     DataSplit,
-    decode_block,
     FileSplit,
+    decode_block,
     load_data_split,
     read_frames,
     read_text_split,

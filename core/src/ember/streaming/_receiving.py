@@ -190,7 +190,7 @@ class ReceiverSupervisor:
             self._stopped.clear()
             try:
                 self.receiver.onStart()
-            except Exception as exc:  # noqa: BLE001 - a failing onStart is restarted later
+            except Exception as exc:
                 self._stopped.set()
                 self._record_error(f"{self.receiver.name()}.onStart failed", exc)
                 self._schedule_restart(f"onStart failed: {exc}", None)
@@ -206,7 +206,7 @@ class ReceiverSupervisor:
             self._stopped.set()
         try:
             self.receiver.onStop()
-        except Exception as exc:  # noqa: BLE001 - reported, stopping goes on
+        except Exception as exc:
             self._record_error(f"{self.receiver.name()}.onStop failed", exc)
 
     def stop(self) -> None:

@@ -36,7 +36,7 @@ import logging
 import threading
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -123,7 +123,7 @@ class JobScheduler:
         for stream in self._receiver_streams():
             try:
                 stream._stop_receiving()
-            except Exception:  # noqa: BLE001 - keep stopping the others
+            except Exception:
                 log.exception("stopping the receiver of %r failed", stream)
         self._draining = graceful
         self._stop.set()

@@ -208,7 +208,7 @@ class StreamingContext:
         """Fixed-length byte records of the files that appear in ``directory`` (``ember-file``)."""
         return self.stream("file", directory=directory, recordLength=recordLength)
 
-    def fileStream(self, directory: str, filter: Callable[[str], bool] | None = None,  # noqa: A002
+    def fileStream(self, directory: str, filter: Callable[[str], bool] | None = None,
                    newFilesOnly: bool = True) -> DStream:
         """Lines of the files accepted by ``filter(path)`` that appear in ``directory``."""
         return self.stream("file", directory=directory, filter=filter,

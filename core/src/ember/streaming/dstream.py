@@ -9,6 +9,7 @@ results follow PySpark's ``pyspark.streaming.DStream``.
 from __future__ import annotations
 
 import datetime
+import math
 import operator
 import sys
 import threading
@@ -38,7 +39,8 @@ def _to_ms(value: Any, what: str) -> int:
 
 def duration_ms(seconds: Any, what: str) -> int:
     """A positive duration in seconds as milliseconds, with a clear error otherwise."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds) or seconds <= 0):
         raise ValueError(f"{what} must be a positive number of seconds, got {seconds!r}")
     ms = round(seconds * 1000)
     if ms < 1:
@@ -253,8 +255,12 @@ class DStream:
         return self.transformWith(lambda a, b: a.union(b), other)
 
     def count(self) -> DStream:
-        """A stream of one-element RDDs: the number of elements of each batch."""
-        return self.mapPartitions(lambda it: [sum(1 for _ in it)]).reduce(operator.add)
+        """A stream of one-element RDDs: the number of elements of each batch (``[0]`` when
+        the batch is empty, even an RDD without partitions)."""
+        sc = self._sc
+        counts = self.mapPartitions(lambda it: [sum(1 for _ in it)])
+        with_zero = counts._transform(lambda rdd: rdd.union(sc.parallelize([0], 1)), "count")
+        return with_zero.reduce(operator.add)
 
     def reduce(self, func: Callable[[Any, Any], Any]) -> DStream:
         """A stream of one-element RDDs: each batch's elements combined with ``func``."""
