@@ -66,6 +66,6 @@ def write_batch_directory(rdd: RDD, path: str, fmt: str) -> None:
     """
     if fmt not in ("text", "pickle"):
         raise ValueError(f"fmt must be 'text' or 'pickle', got {fmt!r}")
-    parent = os.path.dirname(os.path.abspath(path))
+    parent = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     os.makedirs(parent, exist_ok=True)
     rdd.ctx._save_partitions(rdd, path, fmt, False, replace=True)

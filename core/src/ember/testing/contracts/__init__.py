@@ -25,5 +25,6 @@ pytest.register_assert_rewrite("ember.testing.contracts")
 
 from ember.testing.contracts.base import ContractTests  # noqa: E402
 from ember.testing.contracts.serializer import SerializerContract  # noqa: E402
+from ember.testing.contracts.sink import SinkContract  # noqa: E402
 
-__all__ = ["ContractTests", "SerializerContract"]
+__all__ = ["ContractTests", "SerializerContract", "SinkContract"]

@@ -1,0 +1,5 @@
+"""``Broadcast``: PySpark's broadcast variables (:class:`ember.Broadcast`)."""
+
+from ember.broadcast import Broadcast
+
+__all__ = ["Broadcast"]
