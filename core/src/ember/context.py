@@ -227,18 +227,36 @@ class Context:
         rdd._split_list = []
         return rdd
 
-    def textFile(self, name: str, minPartitions: int | None = None,
+    def textFile(self, name: str | list[str], minPartitions: int | None = None,
                  use_unicode: bool = True) -> RDD:
         """The lines of a text file, a directory of them, a glob or a comma-separated list.
 
         Lines are decoded as UTF-8 (``bytes`` with ``use_unicode=False``) without their line
         endings; ``.gz`` files are decompressed. Files are split into byte ranges read in
-        parallel by the workers.
+        parallel by the workers. ``name`` may also be a list of paths, each taken exactly
+        as written (no comma splitting or glob matching).
         """
         self._check_running()
         from ember._engine.rdds import TextFileRDD
 
         return TextFileRDD(self, name, minPartitions or self.defaultMinPartitions, use_unicode)
+
+    def binaryRecords(self, path: str | list[str], recordLength: int,
+                      minPartitions: int | None = None) -> RDD:
+        """The fixed-length records of flat binary files, each a ``bytes`` of ``recordLength``.
+
+        ``path`` is a file, a directory, a glob, a comma-separated list or a list of exact
+        paths (as for :meth:`textFile`). Files are split at record boundaries and read in
+        parallel by the workers.
+
+        :raises ValueError: ``recordLength`` is not an integer >= 1, or a file's size is not
+            a multiple of it (the error names the file; nothing is silently truncated).
+        """
+        self._check_running()
+        from ember._engine.rdds import BinaryRecordsRDD
+
+        return BinaryRecordsRDD(self, path, recordLength,
+                                minPartitions or self.defaultMinPartitions)
 
     def pickleFile(self, name: str, minPartitions: int | None = None) -> RDD:
         """Records saved with :meth:`RDD.saveAsPickleFile`."""
@@ -378,6 +396,7 @@ class Context:
             rdd._checkpoint_requested = True
             raise
         rdd._checkpoint_splits = [CheckpointSplit(i, p) for i, p in enumerate(paths)]
+        rdd._truncate_lineage()
 
     def _save_partitions(self, rdd: RDD, path: str, kind: str, compress: bool,
                          replace: bool = False) -> None:

@@ -128,6 +128,14 @@ class RDD(PairFunctions):
     def _narrow_parents(self) -> list[RDD]:
         return []
 
+    #: The attributes holding this RDD's parents, released once it is checkpointed.
+    _lineage_attrs: tuple[str, ...] = ()
+
+    def _truncate_lineage(self) -> None:
+        """Forget the parents (after a checkpoint), so old lineage can be garbage collected."""
+        for name in self._lineage_attrs:
+            setattr(self, name, [] if isinstance(getattr(self, name, None), list) else None)
+
     def _block_prefix(self) -> str:
         # The context's uid keeps ids unique across contexts: worker processes (and the
         # driver, for ``inline``) outlive a context, and RDD ids restart at 0 in each.

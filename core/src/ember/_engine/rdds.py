@@ -19,8 +19,10 @@ from ember._engine.inputs import (
     BlockSplit,
     DataSplit,
     FileSplit,
+    binary_record_splits,
     decode_block,
     load_data_split,
+    read_binary_records,
     read_frames,
     read_text_split,
     slice_collection,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from ember.context import Context
 
 __all__ = [
+    "BinaryRecordsRDD",
     "BlockRDD",
     "CoalescedRDD",
     "ParallelCollectionRDD",
@@ -42,6 +45,7 @@ __all__ = [
     "ShuffledRDD",
     "TextFileRDD",
     "UnionRDD",
+    "ZippedPartitionsRDD",
 ]
 
 
@@ -83,7 +87,8 @@ class _ReadText:
 class TextFileRDD(RDD):
     """``textFile``: lines of text files, split by byte ranges."""
 
-    def __init__(self, ctx: Context, path: str, min_partitions: int, use_unicode: bool) -> None:
+    def __init__(self, ctx: Context, path: str | list[str], min_partitions: int,
+                 use_unicode: bool) -> None:
         super().__init__(ctx)
         self._split_list = text_splits(path, min_partitions)
         self._use_unicode = use_unicode
@@ -100,6 +105,37 @@ class TextFileRDD(RDD):
 
     def __repr__(self) -> str:
         return f"{self._path} TextFileRDD[{self.id}]"
+
+
+class _ReadBinary:
+    def __init__(self, record_length: int) -> None:
+        self.record_length = record_length
+
+    def __call__(self, split: FileSplit) -> Iterator[bytes]:
+        return read_binary_records(split, self.record_length)
+
+
+class BinaryRecordsRDD(RDD):
+    """``binaryRecords``: fixed-length byte records, files split at record boundaries."""
+
+    def __init__(self, ctx: Context, path: str | list[str], record_length: int,
+                 min_partitions: int) -> None:
+        super().__init__(ctx)
+        self._split_list = binary_record_splits(path, record_length, min_partitions)
+        self._record_length = record_length
+        self._path = path
+
+    def _raw_num_partitions(self) -> int:
+        return len(self._split_list)
+
+    def _raw_splits(self) -> list[Any]:
+        return self._split_list
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _ReadBinary(self._record_length)
+
+    def __repr__(self) -> str:
+        return f"{self._path} BinaryRecordsRDD[{self.id}]"
 
 
 @attrs.frozen
@@ -187,6 +223,8 @@ class PipelinedRDD(RDD):
     persisted or checkpointed, which ends the chain there.
     """
 
+    _lineage_attrs = ("_prev",)
+
     def __init__(self, prev: RDD, func: Callable[[int, Iterator[Any]], Iterator[Any]],
                  preservesPartitioning: bool = False) -> None:
         super().__init__(prev.ctx, prev.partitioner if preservesPartitioning else None)
@@ -233,6 +271,8 @@ class _UnionCompute:
 class UnionRDD(RDD):
     """The partitions of several RDDs, one after the other."""
 
+    _lineage_attrs = ("_rdds",)
+
     def __init__(self, ctx: Context, rdds: list[RDD]) -> None:
         parts = {r.partitioner for r in rdds}
         same = len(parts) == 1 and None not in parts and len(rdds) == 1
@@ -273,6 +313,8 @@ class _GroupCompute:
 class CoalescedRDD(RDD):
     """Fewer partitions without a shuffle: each new partition reads adjacent old ones."""
 
+    _lineage_attrs = ("_prev",)
+
     def __init__(self, prev: RDD, num_partitions: int) -> None:
         super().__init__(prev.ctx)
         self._prev = prev
@@ -292,6 +334,56 @@ class CoalescedRDD(RDD):
 
     def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
         return _GroupCompute(self._prev._compute())
+
+
+@attrs.frozen
+class _ZipSplit:
+    index: int
+    inners: tuple[Any, ...]
+
+
+class _ZipCompute:
+    def __init__(self, func: Callable[..., Iterator[Any]], computes: list[Callable]) -> None:
+        self.func = func
+        self.computes = computes
+
+    def __call__(self, split: _ZipSplit) -> Iterator[Any]:
+        return iter(self.func(split.index, *[c(s) for c, s in zip(self.computes, split.inners)]))
+
+
+class ZippedPartitionsRDD(RDD):
+    """Partition ``i`` is ``func(i, partition i of each RDD)``: a narrow join of RDDs that have
+    the same number of partitions (co-partitioned state and new data, for instance).
+
+    A task runs where the first RDD's partition is cached in memory when it can, so state
+    kept there is read in place.
+    """
+
+    _lineage_attrs = ("_rdds",)
+
+    def __init__(self, rdds: list[RDD], func: Callable[..., Iterator[Any]],
+                 preservesPartitioning: bool = True) -> None:
+        counts = {r.getNumPartitions() for r in rdds}
+        if len(counts) != 1:
+            raise ValueError(
+                f"zipped RDDs must have the same number of partitions, got {sorted(counts)}"
+            )
+        super().__init__(rdds[0].ctx, rdds[0].partitioner if preservesPartitioning else None)
+        self._rdds = list(rdds)
+        self._func = func
+
+    def _narrow_parents(self) -> list[RDD]:
+        return list(self._rdds)
+
+    def _raw_num_partitions(self) -> int:
+        return self._rdds[0].getNumPartitions()
+
+    def _raw_splits(self) -> list[Any]:
+        per = [r._splits() for r in self._rdds]
+        return [_ZipSplit(i, tuple(p[i] for p in per)) for i in range(len(per[0]))]
+
+    def _raw_compute(self) -> Callable[[Any], Iterator[Any]]:
+        return _ZipCompute(self._func, [r._compute() for r in self._rdds])
 
 
 # --------------------------------------------------------------------------- shuffle
@@ -325,6 +417,13 @@ def _remove_outputs(outputs: list[Any]) -> None:
 
 class ShuffledRDD(RDD):
     """Records of ``prev`` regrouped by key with ``partitioner``, optionally combined."""
+
+    _lineage_attrs = ("_prev",)
+
+    def _truncate_lineage(self) -> None:
+        super()._truncate_lineage()
+        _remove_outputs(self._outputs)
+        self._outputs[:] = [None] * len(self._outputs)
 
     def __init__(self, prev: RDD, partitioner: Partitioner, aggregator: Aggregator | None,
                  map_side_combine: bool = True) -> None:

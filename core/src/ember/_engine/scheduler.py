@@ -122,6 +122,18 @@ class _Task:
     preferred: int | None = None  # the slot holding the block it reads in memory
 
 
+def _preferred_block(split: Any, depth: int = 0) -> str | None:
+    """The cached block a task would rather read locally: its own, or its first input's."""
+    block = getattr(split, "block_id", None)
+    if block is not None or depth > 6:
+        return block
+    inner = getattr(split, "inner", None)
+    if inner is None:
+        inners = getattr(split, "inners", None)
+        inner = inners[0] if inners else None
+    return None if inner is None else _preferred_block(inner, depth + 1)
+
+
 class _FetchFailure(Exception):
     def __init__(self, failure: FetchFailed) -> None:
         self.failure = failure
@@ -289,10 +301,7 @@ class Scheduler:
             return None, False, passed_over
 
     def _preferred_slot(self, task: _Task) -> int | None:
-        split = task.stage.splits[task.partition]
-        block = getattr(split, "block_id", None) or getattr(
-            getattr(split, "inner", None), "block_id", None
-        )
+        block = _preferred_block(task.stage.splits[task.partition])
         if block is None:
             return None
         return self.ctx._blocks.preferred_slot(block)

@@ -5,5 +5,13 @@ from __future__ import annotations
 from ember.streaming.context import StreamingContext, StreamingContextState
 from ember.streaming.dstream import DStream
 from ember.streaming.listener import StreamingListener
+from ember.streaming.state import State, StateSpec
 
-__all__ = ["DStream", "StreamingContext", "StreamingContextState", "StreamingListener"]
+__all__ = [
+    "DStream",
+    "State",
+    "StateSpec",
+    "StreamingContext",
+    "StreamingContextState",
+    "StreamingListener",
+]

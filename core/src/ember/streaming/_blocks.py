@@ -78,6 +78,11 @@ class ReceivedBlockTracker:
             self.bytes_held -= sum(len(b.payload) for b in blocks)
             return blocks
 
+    def unallocated(self, stream_id: int) -> list[Block]:
+        """The blocks of ``stream_id`` stored and not yet given to a batch (a copy)."""
+        with self._lock:
+            return list(self._unallocated.get(stream_id, ()))
+
     def has_unallocated(self) -> bool:
         """Whether some stored block has not yet been given to a batch."""
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ __all__ = [
     "ReceiverInputDStream",
     "TransformedDStream",
 ]
+
+log = logging.getLogger("ember.streaming")
 
 
 class InputDStream(DStream):
@@ -78,10 +81,14 @@ class ReceiverInputDStream(InputDStream):
             raise TypeError(
                 f"receiverStream expects an ember.receivers.Receiver, got {type(receiver).__name__}"
             )
-        if receiver._supervisor is not None:
-            raise ValueError(f"receiver {receiver.name()} already feeds another stream")
+        if receiver._supervisor is not None or receiver._stream_id is not None:
+            raise ValueError(
+                f"receiver {receiver.name()} already feeds another stream: a receiver object "
+                f"feeds one stream; create a new receiver for each receiverStream call"
+            )
         super().__init__(ssc)
         self.receiver = receiver
+        receiver._stream_id = self.id
         self.supervisor: Any = None
 
     def _describe(self) -> str:
@@ -90,6 +97,12 @@ class ReceiverInputDStream(InputDStream):
     def _start(self) -> None:
         from ember.streaming._receiving import ReceiverSupervisor
 
+        if self._zero_ms is None:  # not initialized by the graph: no output operation uses it
+            log.warning(
+                "input stream %d (receiver %s) is not used by any output operation: its "
+                "receiver is not started", self.id, self.receiver.name(),
+            )
+            return
         scheduler = self._ssc._scheduler
         self.supervisor = ReceiverSupervisor(self._ssc, self.receiver, self.id, scheduler.tracker)
         self.supervisor.start()

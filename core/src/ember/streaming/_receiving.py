@@ -98,6 +98,7 @@ class PIDRateEstimator:
         self.batch_ms = batch_ms
         self.kp, self.ki, self.kd = proportional, integral, derivative
         self.min_rate = min_rate
+        self._lock = threading.Lock()  # batches of concurrent jobs complete in several threads
         self._first = True
         self._latest_time = -1
         self._latest_rate = -1.0
@@ -105,27 +106,36 @@ class PIDRateEstimator:
 
     def compute(self, time_ms: int, elements: int, processing_delay_ms: int,
                 scheduling_delay_ms: int) -> float | None:
-        """The new rate after batch ``time_ms``, or ``None`` when there is nothing to learn."""
-        if time_ms <= self._latest_time or elements <= 0 or processing_delay_ms <= 0:
+        """The new rate after batch ``time_ms``, or ``None`` when there is nothing to learn.
+
+        The first estimate is the measured processing rate; later ones move the previous
+        rate by the proportional, integral and derivative terms. Every estimate is at least
+        ``min_rate``.
+        """
+        if elements <= 0 or processing_delay_ms <= 0:
             return None
-        since = (time_ms - self._latest_time) / 1000.0
-        processing_rate = elements / processing_delay_ms * 1000.0
-        error = self._latest_rate - processing_rate
-        historical_error = scheduling_delay_ms * processing_rate / self.batch_ms
-        d_error = (error - self._latest_error) / since if since > 0 else 0.0
-        if self._first:
-            new_rate = processing_rate
-            self._first = False
-        else:
-            new_rate = max(
-                self._latest_rate - self.kp * error - self.ki * historical_error
-                - self.kd * d_error,
-                self.min_rate,
-            )
-        self._latest_time = time_ms
-        self._latest_rate = new_rate
-        self._latest_error = error
-        return new_rate
+        with self._lock:
+            if time_ms <= self._latest_time:
+                return None
+            processing_rate = elements / processing_delay_ms * 1000.0
+            if self._first:
+                self._first = False
+                error = 0.0  # no earlier rate to compare with: no derivative on the next batch
+                new_rate = max(processing_rate, self.min_rate)
+            else:
+                since = (time_ms - self._latest_time) / 1000.0
+                error = self._latest_rate - processing_rate
+                historical_error = scheduling_delay_ms * processing_rate / self.batch_ms
+                d_error = (error - self._latest_error) / since
+                new_rate = max(
+                    self._latest_rate - self.kp * error - self.ki * historical_error
+                    - self.kd * d_error,
+                    self.min_rate,
+                )
+            self._latest_time = time_ms
+            self._latest_rate = new_rate
+            self._latest_error = error
+            return new_rate
 
 
 class ReceiverSupervisor:
@@ -162,6 +172,8 @@ class ReceiverSupervisor:
         self.last_error: tuple[str, str, int] | None = None
         self._restarting = False
         self._restart_thread: threading.Thread | None = None
+        self._stop_thread: threading.Thread | None = None
+        self._reported_stopped = False
 
     # ------------------------------------------------------------------ info
     def info(self, active: bool) -> ReceiverInfo:
@@ -184,6 +196,7 @@ class ReceiverSupervisor:
         self._start_receiver()
 
     def _start_receiver(self) -> bool:
+        failure: Exception | None = None
         with self._lock:
             if self._final.is_set():
                 return False
@@ -192,9 +205,18 @@ class ReceiverSupervisor:
                 self.receiver.onStart()
             except Exception as exc:
                 self._stopped.set()
-                self._record_error(f"{self.receiver.name()}.onStart failed", exc)
-                self._schedule_restart(f"onStart failed: {exc}", None)
-                return False
+                failure = exc
+        if failure is not None:
+            # onStop releases whatever the failed onStart made before raising (a thread, a
+            # socket); called outside the lock, as it may join a thread that restarts.
+            try:
+                self.receiver.onStop()
+            except Exception as exc:
+                log.warning("receiver %s for stream %d: onStop after a failed onStart failed",
+                            self.receiver.name(), self.stream_id, exc_info=exc)
+            self._record_error(f"{self.receiver.name()}.onStart failed", failure)
+            self._schedule_restart(f"onStart failed: {failure}", None)
+            return False
         log.info("receiver %s for stream %d started", self.receiver.name(), self.stream_id)
         self.hooks.receiver_started(self.info(True))
         return True
@@ -213,20 +235,41 @@ class ReceiverSupervisor:
         """Stop for good (context stop): the receiver, then the block generator's flush."""
         self._final.set()
         self._stop_receiver()
-        thread = self._restart_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        for thread in (self._restart_thread, self._stop_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
         self.generator.stop()
+        self._report_stopped()
+
+    def _report_stopped(self) -> None:
+        """Tell the hooks the receiver stopped for good, once."""
+        with self._lock:
+            if self._reported_stopped:
+                return
+            self._reported_stopped = True
         self.hooks.receiver_stopped(self.info(False))
         log.info("receiver %s for stream %d stopped", self.receiver.name(), self.stream_id)
 
     def stop_receiver(self, message: str, error: BaseException | None) -> None:
-        """The receiver asked to stop for good."""
+        """The receiver asked to stop for good: ``onStop`` (in another thread, since the
+        receiver's own thread usually asks, and ``onStop`` may join it), then the hooks."""
         if error is not None:
             self._record_error(message, error)
-        self._final.set()
-        threading.Thread(target=self._stop_receiver, daemon=True,
-                         name=f"ember-receiver-stop-{self.stream_id}").start()
+        else:
+            log.info("receiver %s for stream %d stops: %s", self.receiver.name(),
+                     self.stream_id, message)
+        with self._lock:
+            if self._final.is_set():
+                return
+            self._final.set()
+
+        def run() -> None:
+            self._stop_receiver()
+            self._report_stopped()
+
+        self._stop_thread = threading.Thread(target=run, daemon=True,
+                                             name=f"ember-receiver-stop-{self.stream_id}")
+        self._stop_thread.start()
 
     def restart(self, message: str, error: BaseException | None, delay: float | None) -> None:
         self._record_error(message, error)
@@ -244,14 +287,14 @@ class ReceiverSupervisor:
                 self._stop_receiver()
                 log.warning("restarting receiver %s for stream %d in %.1f s: %s",
                             self.receiver.name(), self.stream_id, wait, message)
-                if self._final.wait(wait):
-                    return
-                with self._lock:
-                    self._restarting = False
-                self._start_receiver()
+                stopping = self._final.wait(wait)
             finally:
                 with self._lock:
                     self._restarting = False
+            # Not under ``_restarting``: an onStart that fails again schedules the next
+            # restart itself, and that one must not be cleared by this one ending.
+            if not stopping:
+                self._start_receiver()
 
         self._restart_thread = threading.Thread(
             target=run, name=f"ember-receiver-restart-{self.stream_id}", daemon=True

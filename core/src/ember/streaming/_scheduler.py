@@ -107,7 +107,7 @@ class JobScheduler:
         self._thread = threading.Thread(target=self._generate_loop, name="ember-job-generator",
                                         daemon=True)
         self._thread.start()
-        receivers = self._receiver_streams()
+        receivers = [s for s in self._receiver_streams() if s.supervisor is not None]
         slots = self.ssc.sparkContext.defaultParallelism
         if receivers and slots < len(receivers) + 1:
             log.warning(

@@ -118,7 +118,16 @@ class DStream:
         for parent in self._parents:
             parent._remember(self._parent_remember_ms())
 
+    #: True for streams that cannot run without a checkpoint directory (stateful ones).
+    _must_checkpoint = False
+
     def _validate_at_start(self) -> None:
+        if self._must_checkpoint and self._ssc._checkpoint_dir is None:
+            raise ValueError(
+                f"{self!r} keeps state across batches (updateStateByKey, mapWithState or "
+                f"reduceByKeyAndWindow with an inverse function) and needs a checkpoint "
+                f"directory: call ssc.checkpoint(directory) before start()"
+            )
         if self._checkpoint_ms is not None and self._ssc._checkpoint_dir is None:
             raise ValueError(
                 f"{self!r} asks for checkpoints every {self._checkpoint_ms / 1000} s but no "
@@ -337,6 +346,119 @@ class DStream:
     def fullOuterJoin(self, other: DStream, numPartitions: int | None = None) -> DStream:
         """Per batch, the full outer join by key."""
         return self._join("fullOuterJoin", other, numPartitions)
+
+    def _rdds_between(self, from_ms: int, to_ms: int) -> list[RDD]:
+        """This stream's RDDs at its batch times in ``[from_ms, to_ms]`` (computed if needed)."""
+        out = []
+        zero, slide = self._zero_ms, self._slide_ms
+        assert zero is not None
+        t = zero + -(-(from_ms - zero) // slide) * slide  # first batch time >= from_ms
+        while t <= to_ms:
+            if t > zero:
+                rdd = self._get_or_compute(t)
+                if rdd is not None:
+                    out.append(rdd)
+            t += slide
+        return out
+
+    # ------------------------------------------------------------------ windows
+    def window(self, windowDuration: float, slideDuration: float | None = None) -> DStream:
+        """A stream whose RDD at each slide is the union of this stream's RDDs in the last
+        ``windowDuration`` seconds (``(t - windowDuration, t]``).
+
+        :param slideDuration: seconds between windows (default: this stream's slide).
+        """
+        from ember.streaming._windows import WindowedDStream, window_durations
+
+        window, slide = window_durations(self, windowDuration, slideDuration)
+        return WindowedDStream(self, window, slide)
+
+    def reduceByWindow(self, reduceFunc: Callable[[Any, Any], Any],
+                       invReduceFunc: Callable[[Any, Any], Any] | None,
+                       windowDuration: float, slideDuration: float) -> DStream:
+        """A stream of one-element RDDs: all elements of each window reduced with
+        ``reduceFunc`` (incrementally when ``invReduceFunc`` undoes it)."""
+        _check_fn(reduceFunc, "reduceByWindow")
+        keyed = self.map(lambda x: (1, x))
+        reduced = keyed.reduceByKeyAndWindow(reduceFunc, invReduceFunc, windowDuration,
+                                             slideDuration, 1)
+        return reduced.map(lambda kv: kv[1])
+
+    def countByWindow(self, windowDuration: float, slideDuration: float) -> DStream:
+        """A stream of one-element RDDs: the number of elements in each window."""
+        return self.map(lambda _x: 1).reduceByWindow(operator.add, operator.sub,
+                                                     windowDuration, slideDuration)
+
+    def countByValueAndWindow(self, windowDuration: float, slideDuration: float,
+                              numPartitions: int | None = None) -> DStream:
+        """Pairs ``(value, count)`` of each window (values with a count of 0 are dropped)."""
+        keyed = self.map(lambda x: (x, 1))
+        counted = keyed.reduceByKeyAndWindow(operator.add, operator.sub, windowDuration,
+                                             slideDuration, numPartitions)
+        return counted.filter(lambda kv: kv[1] > 0)
+
+    def groupByKeyAndWindow(self, windowDuration: float, slideDuration: float,
+                            numPartitions: int | None = None) -> DStream:
+        """Pairs ``(key, [values in the window])``."""
+        return self.window(windowDuration, slideDuration).groupByKey(numPartitions)
+
+    def reduceByKeyAndWindow(self, func: Callable[[Any, Any], Any],
+                             invFunc: Callable[[Any, Any], Any] | None,
+                             windowDuration: float, slideDuration: float | None = None,
+                             numPartitions: int | None = None,
+                             filterFunc: Callable[[Any], bool] | None = None) -> DStream:
+        """Pairs ``(key, value)``: the values of each key over each window reduced by ``func``.
+
+        With ``invFunc`` (which undoes ``func``: ``invFunc(func(a, b), b) == a``) each window
+        is computed from the previous one — old batches inverse-reduced out, new ones reduced
+        in — so a slide costs the same whatever the window's length; this needs a checkpoint
+        directory. ``filterFunc`` drops pairs from the kept window state (e.g. zero counts).
+        """
+        from ember.streaming._windows import ReducedWindowedDStream, window_durations
+
+        _check_fn(func, "reduceByKeyAndWindow")
+        window, slide = window_durations(self, windowDuration, slideDuration)
+        n = self._partitions(numPartitions)
+        reduced = self.reduceByKey(func, n)
+        if invFunc is None:
+            windowed = reduced.window(windowDuration, slideDuration).reduceByKey(func, n)
+            return windowed.filter(filterFunc) if filterFunc is not None else windowed
+        _check_fn(invFunc, "reduceByKeyAndWindow's invFunc")
+        return ReducedWindowedDStream(reduced, func, invFunc, window, slide, n, filterFunc)
+
+    # ------------------------------------------------------------------ state
+    def updateStateByKey(self, updateFunc: Callable[[list, Any], Any],
+                         numPartitions: int | None = None, initialRDD: Any = None) -> DStream:
+        """A stream of ``(key, state)``: ``updateFunc(new_values, last_state)`` for every key
+        each batch (``last_state`` is ``None`` the first time; returning ``None`` removes the
+        key). Needs a checkpoint directory.
+
+        :param initialRDD: ``(key, state)`` pairs (an RDD or a list) to start from.
+        """
+        from ember.streaming._state import StateDStream
+
+        _check_fn(updateFunc, "updateStateByKey")
+        if initialRDD is not None and not isinstance(initialRDD, RDD):
+            initialRDD = self._sc.parallelize(list(initialRDD))
+        return StateDStream(self, updateFunc, numPartitions, initialRDD)
+
+    def mapWithState(self, spec: Any) -> DStream:
+        """Map each ``(key, value)`` with per-key state (see :class:`StateSpec`).
+
+        Only keys with new data (or timing out) are touched in a batch. The result has
+        ``stateSnapshots()`` for the whole state after each batch. Needs a checkpoint
+        directory.
+        """
+        from ember.streaming._state import MappedWithStateDStream, MapWithStateDStream
+        from ember.streaming.state import StateSpec
+
+        if not isinstance(spec, StateSpec):
+            raise TypeError(
+                f"mapWithState expects a StateSpec (StateSpec.function(f)), got {spec!r:.80}"
+            )
+        if spec.initial_rdd is not None and not isinstance(spec.initial_rdd, RDD):
+            spec.initial_rdd = self._sc.parallelize(list(spec.initial_rdd))
+        return MappedWithStateDStream(MapWithStateDStream(self, spec))
 
     # ------------------------------------------------------------------ batches by time
     def slice(self, begin: Any, end: Any) -> list[RDD]:

@@ -15,9 +15,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember._clock import ManualClock
+from ember.testing.sources import TestingFeed, TestingReceiver, TestingSource, TestingSourceError
 
 __all__ = [
     "ManualClock",
+    "TestingFeed",
+    "TestingReceiver",
+    "TestingSource",
+    "TestingSourceError",
     "advance_batches",
     "assert_batches_equal",
     "free_port",
@@ -114,7 +119,8 @@ def run_batches(
 
     ``build(stream)`` gets a queue stream of ``batches`` (each a list of records) and
     returns the DStream to collect. Time is driven by a :class:`ManualClock`, so the whole
-    run takes as long as the computing does.
+    run takes as long as the computing does. A temporary checkpoint directory is set, so
+    stateful operations work.
 
     >>> run_batches(lambda s: s.map(lambda x: x * 2), [[1, 2], [3]])
     [[2, 4], [6]]
@@ -122,6 +128,8 @@ def run_batches(
     :param num_batches: how many batches to run (default: one per input batch).
     :param ordered: when false, each batch's output is sorted (for unordered results).
     """
+    import tempfile
+
     from ember.context import Context
     from ember.streaming import StreamingContext
 
@@ -129,8 +137,10 @@ def run_batches(
     n = len(inputs) if num_batches is None else num_batches
     outputs: dict[int, list[Any]] = {}
     sc = Context(master, "run_batches")
+    checkpoints = tempfile.TemporaryDirectory(prefix="ember-run-batches-")
     try:
         ssc = StreamingContext(sc, interval, clock=ManualClock())
+        ssc.checkpoint(checkpoints.name)
         result = build(ssc.queueStream(inputs))
         result.foreachRDD(lambda t, rdd: outputs.__setitem__(round(t.timestamp() * 1000),
                                                                rdd.collect()))
@@ -142,6 +152,7 @@ def run_batches(
             ssc.stop(stopSparkContext=False)
     finally:
         sc.stop()
+        checkpoints.cleanup()
     out = [outputs[t] for t in sorted(outputs)]
     return out if ordered else [sorted(b, key=repr) for b in out]
 
