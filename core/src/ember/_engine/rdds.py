@@ -348,7 +348,8 @@ class _ZipCompute:
         self.computes = computes
 
     def __call__(self, split: _ZipSplit) -> Iterator[Any]:
-        return iter(self.func(split.index, *[c(s) for c, s in zip(self.computes, split.inners)]))
+        inputs = [c(s) for c, s in zip(self.computes, split.inners, strict=True)]
+        return iter(self.func(split.index, *inputs))
 
 
 class ZippedPartitionsRDD(RDD):
