@@ -24,8 +24,10 @@ import attrs
 __all__ = [
     "DataSplit",
     "FileSplit",
+    "binary_record_splits",
     "commit_output",
     "list_input_files",
+    "read_binary_records",
     "read_frames",
     "read_text_split",
     "slice_collection",
@@ -78,18 +80,25 @@ class FileSplit:
     end: int | None
 
 
-def list_input_files(path: str) -> list[str]:
+def list_input_files(path: str | Sequence[str]) -> list[str]:
     """The files a path names: a file, a directory's visible files, a glob, or a comma list.
 
     A file or directory whose name starts with ``_`` or ``.`` is hidden: skipped in a
-    directory and among a glob's matches.
+    directory and among a glob's matches. A list (or tuple) of paths names each path
+    exactly: no comma splitting, no glob matching, no ``~`` expansion, so any file name
+    (``a,b.txt``, ``data[1].txt``, ``_part``) can be given.
     """
+    if isinstance(path, (list, tuple)):
+        parts = [os.fspath(p) for p in path]
+        exact = True
+    else:
+        parts = [os.path.expanduser(p.strip()) for p in str(path).split(",")]
+        exact = False
     files: list[str] = []
-    for part in str(path).split(","):
-        part = os.path.expanduser(part.strip())
-        if part.startswith("file://"):
+    for part in parts:
+        if not exact and part.startswith("file://"):
             part = part[len("file://"):]
-        if glob.has_magic(part):
+        if not exact and glob.has_magic(part):
             # Hidden names (``_SUCCESS``, ``.crc`` ...) are skipped as in a directory
             # listing, as Hadoop's input formats do; a name given in full is always read.
             matches = sorted(
@@ -114,7 +123,7 @@ def list_input_files(path: str) -> list[str]:
     return files
 
 
-def text_splits(path: str, min_partitions: int) -> list[FileSplit]:
+def text_splits(path: str | Sequence[str], min_partitions: int) -> list[FileSplit]:
     """Byte-range splits of the files of ``path``, at least ``min_partitions`` when possible."""
     files = list_input_files(path)
     sizes = [os.path.getsize(f) for f in files]
@@ -133,6 +142,69 @@ def text_splits(path: str, min_partitions: int) -> list[FileSplit]:
         if n == 0:
             splits.append(FileSplit(len(splits), f, 0, 0))
     return splits
+
+
+def _record_length(record_length: Any) -> int:
+    if isinstance(record_length, bool) or not isinstance(record_length, int) or record_length < 1:
+        raise ValueError(f"recordLength must be an integer >= 1, got {record_length!r}")
+    return record_length
+
+
+def binary_record_splits(path: str | Sequence[str], record_length: int,
+                         min_partitions: int) -> list[FileSplit]:
+    """Splits of the fixed-length records of the files of ``path``, cut at record boundaries.
+
+    Each split covers whole records of one file; empty files give no split.
+
+    :raises ValueError: a file's size is not a multiple of ``record_length`` (its last bytes
+        would not form a record), naming the file.
+    """
+    record_length = _record_length(record_length)
+    files = list_input_files(path)
+    sizes = [os.path.getsize(f) for f in files]
+    for f, n in zip(files, sizes, strict=True):
+        if n % record_length:
+            raise ValueError(
+                f"{f}: its size ({n} bytes) is not a multiple of the record length "
+                f"({record_length} bytes): its last {n % record_length} bytes would not form "
+                f"a record; fix or remove the file"
+            )
+    total = sum(sizes)
+    goal = max(total // max(min_partitions, 1), 1)
+    size = max(goal, _MIN_SPLIT) if total > _MIN_SPLIT * min_partitions else goal
+    size = max(record_length, size - size % record_length)
+    splits: list[FileSplit] = []
+    for f, n in zip(files, sizes, strict=True):
+        start = 0
+        while start < n:
+            end = n if n - start < size * 1.1 else start + size
+            splits.append(FileSplit(len(splits), f, start, end))
+            start = end
+    return splits
+
+
+def read_binary_records(split: FileSplit, record_length: int) -> Iterator[bytes]:
+    """The ``record_length``-byte records in bytes ``split.start:split.end`` of its file.
+
+    :raises OSError: the file is shorter than when it was split (changed after listing).
+    """
+    assert split.end is not None
+    chunk = max(1, (4 << 20) // record_length) * record_length  # about 4 MiB at a time
+    with open(split.path, "rb") as f:
+        f.seek(split.start)
+        pos = split.start
+        while pos < split.end:
+            want = min(chunk, split.end - pos)
+            data = f.read(want)
+            if len(data) < want:
+                raise OSError(
+                    f"{split.path} is shorter than when it was listed: expected bytes "
+                    f"{pos}-{pos + want}, got {len(data)}; files must not change once they "
+                    f"are given to ember"
+                )
+            for i in range(0, want, record_length):
+                yield data[i : i + record_length]
+            pos += want
 
 
 def _decode_lines(data: bytes, use_unicode: bool) -> list[Any]:
