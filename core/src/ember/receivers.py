@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ember.sources import Source
+from ember.sources import Delivery, Source
 from ember.storagelevel import StorageLevel
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class Receiver:
 
     :param storageLevel: kept for compatibility with Spark's API; received blocks are always
         kept serialized in the driver's memory until their batch is done.
+
+    A subclass that defines ``__init__`` should call ``super().__init__()``; one that forgets
+    still works (with the default storage level).
 
     A minimal receiver::
 
@@ -63,10 +66,22 @@ class Receiver:
                 self._thread.join(timeout=5)  # not guaranteed to be called after a crash
     """
 
+    #: The ember plugin API version this receiver was built for.
+    api_version: ClassVar[str] = "1.0"
+    #: The guarantee this receiver gives: ``AT_MOST_ONCE`` for one that stores what it reads
+    #: and moves on; ``AT_LEAST_ONCE`` for a *reliable* receiver, which acknowledges its
+    #: source only after ``storeMany`` returned (the source resends what was not acknowledged).
+    delivery: ClassVar[Delivery] = Delivery.AT_MOST_ONCE
+
+    # Class-level defaults, so that a subclass whose __init__ forgets super().__init__() works.
+    storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_SER_2
+    _supervisor: ReceiverSupervisor | None = None
+    _stream_id: int | None = None
+
     def __init__(self, storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_SER_2) -> None:
         self.storageLevel = storageLevel
-        self._supervisor: ReceiverSupervisor | None = None
-        self._stream_id: int | None = None
+        self._supervisor = None
+        self._stream_id = None
 
     # ------------------------------------------------------------------ to override
     @abstractmethod

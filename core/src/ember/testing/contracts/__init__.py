@@ -26,5 +26,12 @@ pytest.register_assert_rewrite("ember.testing.contracts")
 from ember.testing.contracts.base import ContractTests  # noqa: E402
 from ember.testing.contracts.serializer import SerializerContract  # noqa: E402
 from ember.testing.contracts.sink import SinkContract  # noqa: E402
+from ember.testing.contracts.source import ReceiverContract, SourceContract  # noqa: E402
 
-__all__ = ["ContractTests", "SerializerContract", "SinkContract"]
+__all__ = [
+    "ContractTests",
+    "ReceiverContract",
+    "SerializerContract",
+    "SinkContract",
+    "SourceContract",
+]
