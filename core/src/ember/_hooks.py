@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ember.events import (
         BatchInfo,
+        CheckpointInfo,
         JobInfo,
         OutputOperationInfo,
         ReceiverInfo,
@@ -43,6 +44,7 @@ class Hooks:
         "_batch_completed",
         "_batch_started",
         "_batch_submitted",
+        "_checkpoint_written",
         "_configure",
         "_context_started",
         "_context_stopped",
@@ -80,6 +82,7 @@ class Hooks:
         self._stage_completed = hook.ember_stage_completed
         self._task_started = hook.ember_task_started
         self._task_completed = hook.ember_task_completed
+        self._checkpoint_written = hook.ember_checkpoint_written
         self._streaming_started = hook.ember_streaming_started
         self._streaming_stopped = hook.ember_streaming_stopped
         self._batch_submitted = hook.ember_batch_submitted
@@ -263,3 +266,9 @@ class Hooks:
         caller = self._receiver_stopped
         if self._tracing or caller.get_hookimpls():
             caller(receiver=receiver)
+
+    def checkpoint_written(self, checkpoint: CheckpointInfo) -> None:
+        """Fire ``ember_checkpoint_written(checkpoint)``."""
+        caller = self._checkpoint_written
+        if self._tracing or caller.get_hookimpls():
+            caller(checkpoint=checkpoint)

@@ -398,6 +398,16 @@ class Context:
         rdd._checkpoint_splits = [CheckpointSplit(i, p) for i, p in enumerate(paths)]
         rdd._truncate_lineage()
 
+    def _checkpoint_file_rdd(self, paths: list[str], partitioner: Any) -> RDD:
+        """An RDD reading partitions saved by a checkpoint (used by streaming recovery)."""
+        from ember._engine.rdds import ParallelCollectionRDD
+
+        rdd = ParallelCollectionRDD(self, [], 1)
+        rdd._split_list = []
+        rdd._checkpoint_splits = [CheckpointSplit(i, p) for i, p in enumerate(paths)]
+        rdd.partitioner = partitioner
+        return rdd
+
     def _save_partitions(self, rdd: RDD, path: str, kind: str, compress: bool,
                          replace: bool = False) -> None:
         from ember._engine.inputs import commit_output, staging_dir, write_frames, write_text_part
@@ -425,6 +435,14 @@ class Context:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def __reduce__(self):
+        raise TypeError(
+            "an ember Context cannot be pickled: it was captured by a function sent to the "
+            "workers or saved in a streaming checkpoint. Use it only on the driver (in "
+            "transform/foreachRDD bodies, not in functions given to map, filter, ...), and "
+            "reach it through rdd.context inside transform functions"
+        )
 
     def __repr__(self) -> str:
         return f"<ember.Context master={self.master!r} appName={self.appName!r}>"

@@ -11,6 +11,7 @@ import attrs
 
 __all__ = [
     "BatchInfo",
+    "CheckpointInfo",
     "JobInfo",
     "OutputOperationInfo",
     "ReceiverInfo",
@@ -275,3 +276,15 @@ class ReceiverInfo:
     def lastErrorTime(self) -> int:
         """When the last error was reported (ms), -1 if never."""
         return self.last_error_time
+
+
+@attrs.frozen
+class CheckpointInfo:
+    """A metadata checkpoint that was written.
+
+    :ivar path: the checkpoint file.
+    :ivar batch_time: the batch it was written for (ms).
+    """
+
+    path: str
+    batch_time: int

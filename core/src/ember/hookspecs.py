@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from ember.events import (
         BatchInfo,
+        CheckpointInfo,
         JobInfo,
         OutputOperationInfo,
         ReceiverInfo,
@@ -468,6 +469,25 @@ def ember_receiver_stopped(receiver: ReceiverInfo) -> None:
     The :class:`ember.streaming.StreamingListener` method ``onReceiverStopped`` is called from this hook.
 
     :param receiver: the :class:`ember.events.ReceiverInfo` with ``active`` false.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ember_checkpoint_written(checkpoint: CheckpointInfo) -> None:
+    """Called when a streaming metadata checkpoint was written.
+
+    Called: after each batch is generated and after each batch completes, once the
+    checkpoint file is written (fsynced and renamed into place), when a checkpoint directory
+    is set.
+
+    Runs on: driver.
+
+    Flags: none; results are ignored. Implementations must be quick: batches wait for them.
+
+    :param checkpoint: the :class:`ember.events.CheckpointInfo` with the file's path and the
+        batch time.
 
     .. versionadded:: 0.1
     """

@@ -202,6 +202,14 @@ class RDD(PairFunctions):
         self._name = name
         return self
 
+    def __reduce__(self):
+        raise TypeError(
+            f"{self!r} cannot be pickled: RDDs can only be used on the driver. An RDD was "
+            f"captured by a function that runs on the workers (an RDD used inside "
+            f"rdd.map(...) for example) or saved in a streaming checkpoint; use a broadcast "
+            f"variable, or join the RDDs instead"
+        )
+
     def __repr__(self) -> str:
         label = self._name or type(self).__name__
         return f"{label}[{self.id}]"

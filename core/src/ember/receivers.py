@@ -83,6 +83,21 @@ class Receiver:
         self._supervisor = None
         self._stream_id = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A receiver is saved in checkpoints as its configuration: the supervisor and
+        runtime objects (threads, sockets, locks, files, queues) are left out."""
+        import io
+        import queue
+        import socket
+        import threading
+
+        runtime = (threading.Thread, socket.socket, io.IOBase, queue.Queue,
+                   type(threading.Lock()), type(threading.RLock()), threading.Event,
+                   threading.Condition)
+        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, runtime)}
+        state["_supervisor"] = None
+        return state
+
     # ------------------------------------------------------------------ to override
     @abstractmethod
     def onStart(self) -> None:

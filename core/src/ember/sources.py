@@ -85,8 +85,23 @@ class PullSource(Source):
         return PullInputDStream(ssc, self)
 
     def snapshot(self) -> Any:
-        """State to save in a checkpoint (positions, processed files); ``None`` if none."""
+        """State to save in a checkpoint (positions, processed files); ``None`` if none.
+
+        Called right after batch ``t`` was generated (and after batches complete), so the
+        snapshot describes the source *after* it handed out batch ``t``'s data. On recovery
+        the scheduler re-runs batch ``t`` and recomputes the batches before it that the
+        state still needs (back to the last saved state), calling :meth:`compute` again for
+        their times: for every time not yet passed to :meth:`forget`, ``compute`` must give
+        the same data as the first time. Only later times may bring new data.
+        """
         return None
 
     def restore(self, state: Any) -> None:
         """Restore state returned by :meth:`snapshot` when recovering from a checkpoint."""
+
+    def forget(self, before_ms: int) -> None:
+        """Batches before ``before_ms`` will never be recomputed: drop what was kept for them.
+
+        Called after every batch with the stream's remember window, which covers twice the
+        checkpoint interval of any stateful stream downstream.
+        """

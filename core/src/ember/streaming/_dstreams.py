@@ -59,6 +59,10 @@ class PullInputDStream(InputDStream):
     def _stop(self) -> None:
         self.source.stop()
 
+    def _clear_metadata(self, time_ms: int) -> None:
+        super()._clear_metadata(time_ms)
+        self.source.forget(time_ms - self._remember_ms)
+
     def _describe(self) -> str:
         return self.source.describe()
 
@@ -93,6 +97,11 @@ class ReceiverInputDStream(InputDStream):
 
     def _describe(self) -> str:
         return f"receiver {self.receiver.name()}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["supervisor"] = None
+        return state
 
     def _start(self) -> None:
         from ember.streaming._receiving import ReceiverSupervisor

@@ -24,6 +24,26 @@ class DStreamGraph:
         self._ids = itertools.count()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_lock")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def streams(self) -> list:
+        """Every stream of the graph, parents included."""
+        out: dict[int, object] = {}
+        stack = list(self.outputs) + list(self.inputs)
+        while stack:
+            s = stack.pop()
+            if id(s) not in out:
+                out[id(s)] = s
+                stack.extend(s._parents)
+        return list(out.values())
+
     def new_stream_id(self) -> int:
         with self._lock:
             return next(self._ids)

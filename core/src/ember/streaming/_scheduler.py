@@ -88,6 +88,13 @@ class JobScheduler:
         self._draining = False
         self.tracker = ReceivedBlockTracker()
         self.start_ms: int | None = None
+        self._restart_times: list[int] = []
+        self._writer: Any = None
+        if ssc._checkpoint_dir is not None:
+            from ember.streaming._checkpoint import CheckpointWriter
+
+            gens = conf.getInt("ember.streaming.checkpoint.generations", 5) or 5
+            self._writer = CheckpointWriter(ssc._checkpoint_dir, gens)
 
     def _receiver_streams(self) -> list[Any]:
         from ember.streaming._dstreams import ReceiverInputDStream
@@ -95,11 +102,26 @@ class JobScheduler:
         return [s for s in self.graph.inputs if isinstance(s, ReceiverInputDStream)]
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> int:
-        """Start generating; returns the time of the first batch."""
+    def start(self, restart: Any = None) -> int:
+        """Start generating; returns the time of the first batch.
+
+        :param restart: the checkpoint a recovered context resumes from: its pending
+            batches, and every batch time between it and now, are generated first.
+        """
         now = self.clock.now_ms()
-        self.start_ms = (now // self.batch_ms + 1) * self.batch_ms
-        self.graph.start(self.start_ms - self.batch_ms)
+        if restart is None:
+            self.start_ms = (now // self.batch_ms + 1) * self.batch_ms
+            self.graph.start(self.start_ms - self.batch_ms)
+        else:
+            aligned = (now // self.batch_ms) * self.batch_ms
+            down = range(restart.time_ms + self.batch_ms, aligned + 1, self.batch_ms)
+            self._restart_times = sorted(set(restart.pending_ms) | set(down))
+            last = max([restart.time_ms, *self._restart_times])
+            self.start_ms = last + self.batch_ms
+            self._last_completed_ms = restart.last_completed_ms
+            self.graph.start(self.graph.zero_ms)
+            log.info("recovering from the checkpoint of batch %d ms: re-running batches %s",
+                     restart.time_ms, self._restart_times)
         for stream in self.graph.inputs:
             stream._start()
         self._pool = ThreadPoolExecutor(self.concurrent_jobs,
@@ -154,6 +176,11 @@ class JobScheduler:
 
     # ------------------------------------------------------------------ generating
     def _generate_loop(self) -> None:
+        for t in self._restart_times:
+            if self._stop.is_set():
+                break
+            self._clear_old()
+            self._generate(t)
         t = self.start_ms
         assert t is not None
         while self.clock.wait_until(t, self._stop):
@@ -204,6 +231,7 @@ class JobScheduler:
             return
         with self._lock:
             self._batches[time_ms] = batch
+        self.write_checkpoint(time_ms)
         assert self._pool is not None
         for job in jobs:
             try:
@@ -267,7 +295,55 @@ class JobScheduler:
             if self._last_completed_ms is None or info.batch_time > self._last_completed_ms:
                 self._last_completed_ms = info.batch_time
             self._to_clear.append(info.batch_time)
+        self.write_checkpoint(info.batch_time)
+        with self._done:
             self._done.notify_all()
+
+    # ------------------------------------------------------------------ checkpoints
+    def write_checkpoint(self, time_ms: int) -> None:
+        """Save the metadata checkpoint of batch ``time_ms`` (when a directory is set).
+
+        A graph that cannot be pickled turns metadata checkpoints off with one warning: the
+        stream runs on, but cannot be recovered with ``getOrCreate``.
+        """
+        writer = self._writer
+        if writer is None:
+            return
+        import cloudpickle
+
+        from ember.streaming._checkpoint import Checkpoint
+        from ember.streaming._dstreams import PullInputDStream
+
+        with self._lock:
+            pending = tuple(sorted(self._batches))
+            last = self._last_completed_ms
+        try:
+            blob = cloudpickle.dumps(self.graph)
+            states = {s.id: s.source.snapshot() for s in self.graph.inputs
+                      if isinstance(s, PullInputDStream)}
+            dirs: set[str] = set()
+            for out in self.graph.outputs:
+                dirs |= out._saved_dirs()
+        except Exception as exc:
+            self._writer = None
+            log.warning(
+                "metadata checkpoints are off: the streaming graph cannot be saved (%s: %s). "
+                "The stream runs on, but cannot be recovered with getOrCreate after a driver "
+                "failure; make every function given to DStream operations picklable (and "
+                "do not use queueStream) to enable recovery", type(exc).__name__, exc,
+            )
+            return
+        cp = Checkpoint(time_ms, self.ssc.sparkContext._conf.getAll(), self.batch_ms,
+                        self.graph.zero_ms or 0, pending, last, blob, states,
+                        tuple(sorted(dirs)), self.ssc._fingerprint)
+        try:
+            path = writer.write(cp)
+        except OSError as exc:
+            log.error("writing the checkpoint of batch %d ms failed: %s", time_ms, exc)
+            return
+        from ember.events import CheckpointInfo
+
+        self.hooks.checkpoint_written(CheckpointInfo(path, time_ms))
 
     # ------------------------------------------------------------------ waiting
     @property

@@ -66,14 +66,19 @@ class StreamingContext:
                 f"{type(sparkContext).__name__}"
             )
         self._sc._check_running()
+        self._setup(clock)
+
+    def _setup(self, clock: Clock | None, start_ms: int = 0) -> None:
         if clock is None:
             kind = (self._sc._conf.get("ember.streaming.clock") or "system").lower()
             if kind not in ("system", "manual"):
                 raise ValueError(
                     f"ember.streaming.clock must be 'system' or 'manual', got {kind!r}"
                 )
-            clock = ManualClock() if kind == "manual" else SystemClock()
+            clock = ManualClock(start_ms / 1000.0) if kind == "manual" else SystemClock()
         self._clock = clock
+        self._fingerprint: str | None = None
+        self._restored: Any = None
         self._graph = DStreamGraph(self._batch_ms)
         self._state = StreamingContextState.INITIALIZED
         self._checkpoint_dir: str | None = None
@@ -115,11 +120,64 @@ class StreamingContext:
         active = cls.getActive()
         if active is not None:
             return active
-        if checkpointPath is not None and hasattr(cls, "getOrCreate"):
-            return cls.getOrCreate(checkpointPath, setupFunc)  # type: ignore[attr-defined]
+        if checkpointPath is not None:
+            return cls.getOrCreate(checkpointPath, setupFunc)
         ssc = setupFunc()
         if not isinstance(ssc, StreamingContext):
             raise TypeError(f"setupFunc must return a StreamingContext, got {ssc!r:.80}")
+        return ssc
+
+    @classmethod
+    def getOrCreate(cls, checkpointPath: str,
+                    setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
+        """Recover a StreamingContext from ``checkpointPath``, or build it with ``setupFunc``.
+
+        The first time (no checkpoint there), ``setupFunc()`` builds the context and its
+        streams; the checkpoint directory is set to ``checkpointPath`` if it did not set one.
+        Afterwards, the context is rebuilt from the newest usable checkpoint — its graph,
+        state and configuration — and on ``start()`` re-runs the batches that were
+        generated but not completed, then those it missed while down.
+
+        :raises ember.streaming.CheckpointError: when the checkpoint was written by other
+            application code or another ember/Python/cloudpickle version (the message says
+            to use a new directory or delete this one).
+        """
+        import os
+        import pickle
+
+        from ember.streaming._checkpoint import code_fingerprint, read_checkpoint
+        from ember.streaming._dstreams import PullInputDStream
+
+        if not callable(setupFunc):
+            raise TypeError(f"setupFunc must be a function returning a StreamingContext, "
+                            f"got {setupFunc!r}")
+        path = os.path.abspath(os.path.expanduser(checkpointPath))
+        fingerprint = code_fingerprint(setupFunc)
+        cp = read_checkpoint(path, fingerprint) if os.path.isdir(path) else None
+        if cp is None:
+            ssc = setupFunc()
+            if not isinstance(ssc, StreamingContext):
+                raise TypeError(f"setupFunc must return a StreamingContext, got {ssc!r:.80}")
+            if ssc._checkpoint_dir is None:
+                ssc.checkpoint(path)
+            ssc._fingerprint = fingerprint
+            return ssc
+        sc = Context.getOrCreate(Conf(pairs=cp.conf))
+        ssc = cls.__new__(cls)
+        ssc._batch_ms = cp.batch_ms
+        ssc._sc = sc
+        ssc._setup(None, start_ms=cp.time_ms)
+        ssc._graph = pickle.loads(cp.graph_blob)
+        for stream in ssc._graph.streams():
+            stream._rebind(ssc)
+        for stream in ssc._graph.inputs:
+            state = cp.source_states.get(stream.id)
+            if isinstance(stream, PullInputDStream) and state is not None:
+                stream.source.restore(state)
+        ssc.checkpoint(path)
+        ssc._fingerprint = fingerprint
+        ssc._restored = cp
+        log.info("StreamingContext recovered from %s (batch %d ms)", path, cp.time_ms)
         return ssc
 
     def _check_can_add(self, what: str) -> None:
@@ -229,8 +287,8 @@ class StreamingContext:
                 f"all DStreams given to union must have the same slide duration, got "
                 f"{sorted(s / 1000 for s in slides)} s"
             )
-        sc = self._sc
-        return TransformedDStream(list(dstreams), lambda _t, rdds: sc.union(rdds), "union")
+        return TransformedDStream(list(dstreams), lambda _t, rdds: rdds[0].ctx.union(rdds),
+                                  "union")
 
     def transform(self, dstreams: list[DStream],
                   transformFunc: Callable[[list[RDD]], RDD]) -> DStream:
@@ -291,7 +349,7 @@ class StreamingContext:
                     "one (StreamingContext.getActive().stop(stopSparkContext=False)) first"
                 )
             self._scheduler = JobScheduler(self)
-            self._scheduler.start()
+            self._scheduler.start(self._restored)
             self._state = StreamingContextState.ACTIVE
             _active = self
         log.info("StreamingContext started: batches every %s s from %d ms",

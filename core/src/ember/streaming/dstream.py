@@ -115,6 +115,8 @@ class DStream:
 
     def _remember(self, ms: int) -> None:
         self._remember_ms = max(self._remember_ms, ms, self._slide_ms)
+        if self._checkpoint_ms:  # recovery recomputes from the last saved RDD onwards
+            self._remember_ms = max(self._remember_ms, 2 * self._checkpoint_ms)
         for parent in self._parents:
             parent._remember(self._parent_remember_ms())
 
@@ -149,6 +151,48 @@ class DStream:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}[{self.id}]"
+
+    # ------------------------------------------------------------------ checkpoints
+    def __getstate__(self) -> dict[str, Any]:
+        """What a metadata checkpoint keeps: the stream's definition and, of its RDDs, only
+        those saved to the checkpoint directory (as file lists)."""
+        state = self.__dict__.copy()
+        state.pop("_ssc", None)
+        state.pop("_lock", None)
+        generated = state.pop("_generated", {})
+        state["_saved_rdds"] = {
+            t: ([s.path for s in rdd._checkpoint_splits], rdd.partitioner)
+            for t, rdd in generated.items()
+            if rdd._checkpoint_splits is not None
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._generated = {}
+
+    def _rebind(self, ssc: StreamingContext) -> None:
+        """Attach a stream loaded from a checkpoint to its new context."""
+        if getattr(self, "_ssc", None) is ssc:
+            return
+        self._ssc = ssc
+        for t, (paths, partitioner) in self.__dict__.pop("_saved_rdds", {}).items():
+            self._generated[t] = ssc.sparkContext._checkpoint_file_rdd(paths, partitioner)
+        for parent in self._parents:
+            parent._rebind(ssc)
+
+    def _saved_dirs(self) -> set[str]:
+        import os
+
+        dirs = set()
+        with self._lock:
+            for rdd in self._generated.values():
+                if rdd._checkpoint_splits:
+                    dirs.add(os.path.dirname(rdd._checkpoint_splits[0].path))
+        for parent in self._parents:
+            dirs |= parent._saved_dirs()
+        return dirs
 
     # ------------------------------------------------------------------ basics
     def context(self) -> StreamingContext:
@@ -266,9 +310,9 @@ class DStream:
     def count(self) -> DStream:
         """A stream of one-element RDDs: the number of elements of each batch (``[0]`` when
         the batch is empty, even an RDD without partitions)."""
-        sc = self._sc
         counts = self.mapPartitions(lambda it: [sum(1 for _ in it)])
-        with_zero = counts._transform(lambda rdd: rdd.union(sc.parallelize([0], 1)), "count")
+        with_zero = counts._transform(lambda rdd: rdd.union(rdd.ctx.parallelize([0], 1)),
+                                      "count")
         return with_zero.reduce(operator.add)
 
     def reduce(self, func: Callable[[Any, Any], Any]) -> DStream:
