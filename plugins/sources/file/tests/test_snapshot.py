@@ -113,7 +113,7 @@ def test_a_batch_time_forgotten_or_in_the_past_is_refused(sc, ssc, sources, watc
         src.compute(ssc, 1000)
 
 
-def test_restored_batches_that_were_not_re_run_are_forgotten(sc, ssc, sources, watched):
+def test_restored_batches_can_all_be_recomputed_until_forgotten(sc, ssc, sources, watched):
     first = sources(str(watched))
     first.start(ssc)
     for t in (1000, 2000, 3000):
@@ -123,20 +123,23 @@ def test_restored_batches_that_were_not_re_run_are_forgotten(sc, ssc, sources, w
     second = sources(str(watched))
     second.restore(state)
     second.start(ssc)
-    assert lines(ssc, second, 3000) == ["3000"]  # only 3000 was pending
+    # recovery recomputes from the last saved state: every remembered batch replays
+    assert lines(ssc, second, 2000) == ["2000"]
+    assert lines(ssc, second, 3000) == ["3000"]
     assert lines(ssc, second, 4000) == []
+    second.forget(3000)
     assert [t for t, _ in second.snapshot()["batches"]] == [3000, 4000]
 
 
-def test_batch_completions_prune_the_batches_kept_for_recovery(sc, ssc, sources, watched):
+def test_forget_prunes_the_batches_kept_for_recovery(sc, ssc, sources, watched):
     src = sources(str(watched))
     src.start(ssc)
     for t in range(1000, 11000, 1000):
         drop(watched, f"{t}.txt", "x\n")
         lines(ssc, src, t)
-        src._rt.batch_done(t)  # what the source's streaming listener hears
+        src.forget(t - 2000)  # what the input stream does with a 2 s remember window
         kept = [b for b, _ in src.snapshot()["batches"]]
-        assert kept == [b for b in (t - 1000, t) if b >= 1000]
+        assert kept == [b for b in (t - 2000, t - 1000, t) if b >= 1000]
 
 
 def test_snapshot_restore_keeps_the_memory_of_seen_files(sc, ssc, sources, watched):

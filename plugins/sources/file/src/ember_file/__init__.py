@@ -216,29 +216,24 @@ class FileSource(PullSource):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, ssc: StreamingContext) -> None:
-        """Note the files already present (skipped with ``newFilesOnly``); follow batch
-        completions to forget the files of completed batches."""
-        from ember.streaming.listener import StreamingListener
-
-        rt = self._rt
-        with rt.lock:
+        """Note the files already present (skipped with ``newFilesOnly``)."""
+        with self._rt.lock:
             self._begin()
-            if rt.listener is None:
-                class _BatchDone(StreamingListener):
-                    def onBatchCompleted(self, batchCompleted: Any) -> None:
-                        rt.batch_done(batchCompleted.batchInfo().batch_time)
-
-                rt.listener = _BatchDone()
-                rt.ssc = ssc
-                ssc.addStreamingListener(rt.listener)
 
     def stop(self) -> None:
-        """Stop following batch completions; the state (and :meth:`snapshot`) is kept."""
+        """Nothing to release: the state (and :meth:`snapshot`) is kept."""
+
+    def forget(self, before_ms: int) -> None:
+        """Drop the file lists of batches before ``before_ms``: they will never be re-run.
+
+        The streaming scheduler calls this with the stream's remember window, which spans
+        twice the checkpoint interval of any stateful stream downstream, so recovery can
+        recompute every batch since the last saved state with exactly its files.
+        """
         rt = self._rt
         with rt.lock:
-            listener, ssc, rt.listener, rt.ssc = rt.listener, rt.ssc, None, None
-        if listener is not None and ssc is not None:
-            ssc.removeStreamingListener(listener)
+            for t in [t for t in rt.batches if t < before_ms]:
+                del rt.batches[t]
 
     def _begin(self) -> None:
         rt = self._rt
@@ -274,7 +269,6 @@ class FileSource(PullSource):
         with rt.lock:
             if not rt.started:
                 self.start(ssc)
-            rt.prune()
             if batch_time_ms in rt.batches:
                 return self._replay(ssc, batch_time_ms)
             if rt.last_time is not None and batch_time_ms <= rt.last_time:
@@ -283,7 +277,6 @@ class FileSource(PullSource):
                     f"before and its files are no longer remembered (the stream is at "
                     f"{rt.last_time} ms); a batch can be re-run only until it completes"
                 )
-            rt.drop_unreplayed()
             listing = self._scan()
             return self._take(ssc, batch_time_ms, listing)
 
@@ -325,7 +318,6 @@ class FileSource(PullSource):
 
     def _replay(self, ssc: StreamingContext, t: int) -> tuple[RDD, int | None]:
         rt = self._rt
-        rt.unreplayed.discard(t)
         files, problems = [], []
         for path, size in rt.batches[t]:
             reason = self._unreadable(path, size)
@@ -407,7 +399,8 @@ class FileSource(PullSource):
         the memory of seen files and, for every batch not yet known to have completed, the
         files that batch took, so that recovery re-running an incomplete batch (``t`` or
         earlier) finds that batch's files, and later batches take only files that arrived
-        after it. A batch's files are dropped from snapshots one batch after it completes.
+        after it. A batch's files are kept until :meth:`forget` says no recovery can need
+        them (the stream's remember window), and are in every snapshot until then.
         """
         rt = self._rt
         with rt.lock:
@@ -441,7 +434,6 @@ class FileSource(PullSource):
             rt.tracker.load_state(state)
             rt.batches = {int(t): [(p, int(n)) for p, n in files]
                           for t, files in state["batches"]}
-            rt.unreplayed = set(rt.batches)
             rt.last_time = state["last_time_ms"]
             rt.restored = True
 
@@ -456,35 +448,10 @@ class _Runtime:
         self.restored = False
         self.batches: dict[int, list[tuple[str, int]]] = {}
         self.last_time: int | None = None
-        self.unreplayed: set[int] = set()
         self.problems: collections.deque[FileProblem] = collections.deque(maxlen=MAX_PROBLEMS)
-        self.listener: Any = None
-        self.ssc: Any = None
-        self._done_lock = threading.Lock()
-        self._done_new: set[int] = set()
-        self._done_old: set[int] = set()
-
-    def batch_done(self, time_ms: int) -> None:
-        """A batch completed (from the job scheduler's thread)."""
-        with self._done_lock:
-            self._done_new.add(time_ms)
-
-    def prune(self) -> None:
-        """Forget the files of batches that completed before the previous batch time."""
-        with self._done_lock:
-            ready, self._done_old, self._done_new = self._done_old, self._done_new, set()
-        for t in ready:
-            self.batches.pop(t, None)
-
-    def drop_unreplayed(self) -> None:
-        """After recovery, forget restored batches that were not re-run (they completed)."""
-        for t in self.unreplayed:
-            self.batches.pop(t, None)
-        self.unreplayed = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("lock", "listener", "ssc", "_done_lock")}
+        state = {k: v for k, v in self.__dict__.items() if k != "lock"}
         state["problems"] = list(self.problems)
         return state
 
@@ -492,6 +459,3 @@ class _Runtime:
         self.__dict__.update(state)
         self.problems = collections.deque(state["problems"], maxlen=MAX_PROBLEMS)
         self.lock = threading.RLock()
-        self._done_lock = threading.Lock()
-        self.listener = None
-        self.ssc = None
