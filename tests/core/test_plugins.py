@@ -627,6 +627,7 @@ def test_trace_hooks_logs_every_call(monkeypatch, site, caplog):
     from ember.events import JobInfo
 
     monkeypatch.setenv("EMBER_TRACE_HOOKS", "1")
+    monkeypatch.setenv("EMBER_PLUGINS", "")  # only the built-ins: no installed hook plugin
     hooks = Hooks(get_plugin_manager())
     with caplog.at_level("INFO", logger="ember.hooks.trace"):
         hooks.job_started(JobInfo(1, "collect", (), 0.0))
