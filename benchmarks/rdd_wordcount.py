@@ -21,9 +21,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _corpus import lines  # noqa: E402
-
-from ember import Context  # noqa: E402
+from _corpus import lines
+from ember import Context
 
 
 def plain_count(path: str) -> collections.Counter:

@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, ".venv-tools")
 ENV = os.path.join(ROOT, ".venv")
 BIN = "Scripts" if os.name == "nt" else "bin"
-EXAMPLE = os.path.join("examples", "wordcount.py")
+EXAMPLE = os.path.join("examples", "network_wordcount.py")
 
 
 def run(cmd: list[str], **kw: object) -> int:
@@ -37,7 +37,7 @@ def check(cmd: list[str]) -> None:
 
 def setup() -> str:
     """Create the environments; returns the project's Python."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - tell users of older Pythons clearly
         sys.exit(f"ember needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     uv = os.path.join(TOOLS, BIN, "uv")
     if not os.path.exists(uv):

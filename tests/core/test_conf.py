@@ -38,7 +38,6 @@ def test_unset_keys_fall_back_to_the_declared_defaults():
     assert conf.getInt("ember.task.maxFailures") == 4
     assert conf.getInt("spark.task.maxFailures") == 4
     assert conf.get("ember.serializer") == "pickle"
-    assert conf.getFloat("ember.executor.idleTimeout") == 300.0
     assert not conf.contains("ember.task.maxFailures")  # a default is not a set value
     assert conf.getAll() == []
     conf.set("spark.task.maxFailures", "7")

@@ -343,7 +343,6 @@ def test_core_defaults_hold_the_engine_keys():
     defaults = merged_config_defaults(get_plugin_manager(load_entry_points=False))
     assert defaults["ember.task.maxFailures"] == 4
     assert defaults["ember.serializer"] == "pickle"
-    assert defaults["ember.executor.idleTimeout"] == 300.0
     assert defaults["ember.local.dir"] == ""
 
 

@@ -16,8 +16,6 @@ CORE_DEFAULTS: dict[str, Any] = {
     "ember.task.maxFailures": 4,
     # The serializer plugin (entry-point name in ``ember.serializers``) used for data.
     "ember.serializer": "pickle",
-    # Seconds an idle local worker process is kept before it is shut down.
-    "ember.executor.idleTimeout": 300.0,
     # Directory for shuffle files and spilled blocks; "" means a fresh temporary directory.
     "ember.local.dir": "",
 }
