@@ -16,6 +16,9 @@ EXAMPLES = ROOT / "examples"
 # example file -> (arguments, patterns its output must contain, each a regular expression)
 EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     "wordcount.py": ([], [r"^\s+3\s+to$", r"^\s+2\s+be$"]),
+    # the guide's quick example, with its demo server (tests/docs/test_network_wordcount_example.py
+    # tests it further)
+    "network_wordcount.py": ([], [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\('to', \d+\)$"]),
     "queue_stream.py": (
         ["--batches", "3", "--interval", "0.3"],
         [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\(0, 100\)$", r"^\(9, 100\)$"],

@@ -1,0 +1,134 @@
+"""The guide's quick example: count the words of text received from a TCP server, every second.
+
+    python examples/network_wordcount.py localhost 9999   # read a real server, until Ctrl-C
+    python examples/network_wordcount.py                  # a built-in demo server; ~10 s
+
+Written against PySpark's API through ``ember.pyspark``: it is the Spark Streaming
+programming guide's "A Quick Example" with the import prefix ``pyspark`` changed to
+``ember.pyspark``. To feed it yourself, run Netcat in another terminal first and type
+lines into it::
+
+    nc -lk 9999
+
+With no arguments, a small demo server on 127.0.0.1 (a free port) sends a few lines of
+text a second; the program prints a few batches and stops by itself (a graceful stop: the
+lines already received are counted first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import socket
+import threading
+
+from ember.pyspark import SparkContext
+from ember.pyspark.streaming import StreamingContext
+from ember.pyspark.streaming.listener import StreamingListener
+
+DEMO_TEXT = [
+    "to be or not to be",
+    "that is the question",
+    "whether tis nobler in the mind to suffer",
+    "the slings and arrows of outrageous fortune",
+]
+#: Lines the demo server sends per second.
+DEMO_LINES_PER_SECOND = 4
+#: Batches (with data or not) the demo prints before it stops.
+DEMO_BATCHES = 5
+
+
+class DemoServer:
+    """A text server on 127.0.0.1: sends :data:`DEMO_TEXT` over and over to one client."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="demo-text-server",
+                                        daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                for line in itertools.cycle(DEMO_TEXT):
+                    if self._stop.wait(1 / DEMO_LINES_PER_SECOND):
+                        return
+                    try:
+                        conn.sendall(line.encode("utf-8") + b"\n")
+                    except OSError:
+                        break  # the client went away: wait for the next one
+
+    def close(self) -> None:
+        """Stop sending and close the server."""
+        self._stop.set()
+        self._thread.join()
+        self.listener.close()
+
+
+class BatchCounter(StreamingListener):
+    """Sets :attr:`done` once ``n`` batches have completed."""
+
+    def __init__(self, n: int) -> None:
+        self.remaining = n
+        self.done = threading.Event()
+
+    def onBatchCompleted(self, batchCompleted: object) -> None:
+        """Count one completed batch."""
+        self.remaining -= 1
+        if self.remaining <= 0:
+            self.done.set()
+
+
+def main() -> None:
+    """Run the example."""
+    ap = argparse.ArgumentParser(description="Count words received from a TCP server.")
+    ap.add_argument("hostname", nargs="?", help="the server's host (default: a demo server)")
+    ap.add_argument("port", nargs="?", type=int, help="the server's port")
+    ap.add_argument("--master", default="local[2]", help="where tasks run (default local[2])")
+    args = ap.parse_args()
+    if (args.hostname is None) != (args.port is None):
+        ap.error("give both a host name and a port, or neither for the demo server")
+    demo = DemoServer() if args.hostname is None else None
+    hostname, port = ("127.0.0.1", demo.port) if demo else (args.hostname, args.port)
+
+    # Create a local StreamingContext with two worker processes and a batch interval of 1 s.
+    sc = SparkContext(args.master, "NetworkWordCount")
+    sc.setLogLevel("WARN")
+    ssc = StreamingContext(sc, 1)
+
+    # A DStream of the lines received from hostname:port.
+    lines = ssc.socketTextStream(hostname, port)
+    # Split each line into words, count each word in each batch.
+    words = lines.flatMap(lambda line: line.split(" "))
+    pairs = words.map(lambda word: (word, 1))
+    wordCounts = pairs.reduceByKey(lambda x, y: x + y)
+    # Print the first ten elements of each RDD generated in this DStream to the console.
+    wordCounts.pprint()
+
+    batches = BatchCounter(DEMO_BATCHES)
+    ssc.addStreamingListener(batches)
+    ssc.start()  # start the computation
+    try:
+        if demo is None:
+            ssc.awaitTermination()  # wait for the computation to terminate (Ctrl-C)
+        else:
+            batches.done.wait(timeout=30)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ssc.stop(stopSparkContext=True, stopGraceFully=True)
+        if demo is not None:
+            demo.close()
+
+
+if __name__ == "__main__":
+    main()
