@@ -132,7 +132,7 @@ def _label(proc: Any) -> str:
     except Exception:
         return "gone"
     for needle, label in (("conn.sendfile", "feeder"), ("--plain-reader", "plain-reader"),
-                          ("--child", "driver"), ("LokyProcess", "worker"),
+                          ("--child", "driver"), ("popen_loky_posix", "worker"),
                           ("loky.backend.resource_tracker", "loky-resource-tracker"),
                           ("multiprocessing.resource_tracker", "mp-resource-tracker")):
         if needle in cmd:
