@@ -12,7 +12,9 @@ statistics API every second and reads the server-sent event stream (which the se
 updates at most twice a second); the client is a process of its own, as a browser would be. Prints one JSON object: words/s of every run, the medians,
 and their ratio (the target is UI-on >= 0.97 x UI-off), the same for the best runs, and the
 ratios of the on/off pairs that ran next to each other (less sensitive to load that comes
-and goes on a shared machine). Totals are checked every run.
+and goes on a shared machine), the CPU seconds the driver process itself (every thread: scheduler,
+hooks, the UI's server; not the workers) used in each run, and those of the UI's server
+thread alone (Linux) with their share of the UI-on runs' time. Totals are checked every run.
 """
 
 from __future__ import annotations
@@ -99,6 +101,17 @@ class Client:
         return json.loads(out.strip().splitlines()[-1])
 
 
+def ui_server_cpu() -> float:
+    """CPU seconds used so far by the UI's server thread (0 without it, or off Linux)."""
+    for t in threading.enumerate():
+        if t.name == "ember-ui-server" and t.ident is not None:
+            try:
+                return time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+            except (AttributeError, OSError):
+                return 0.0
+    return 0.0
+
+
 def run_once(batches: list[list[str]], ui: bool, expected: collections.Counter) -> dict:
     conf = Conf().set("ember.ui.enabled", ui).set("ember.ui.port", 0)
     sc = Context("local[2]", "ui_overhead", conf)
@@ -125,10 +138,13 @@ def run_once(batches: list[list[str]], ui: bool, expected: collections.Counter) 
                 raise SystemExit("the UI did not start: is ember-ui installed?")
             client = Client(handle.base_url, handle.settings.app_id)
             time.sleep(1.5)  # the client is connected and has polled before the batches run
-        t0 = time.perf_counter()
+        server_cpu0 = ui_server_cpu()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         clock.advance(len(batches) * 1.0)
         ssc._await_batch(len(batches) * 1000, timeout=600)
         seconds = time.perf_counter() - t0
+        driver_cpu = time.process_time() - cpu0
+        server_cpu = ui_server_cpu() - server_cpu0 if ui else 0.0
         counts = client.close() if client is not None else {}
         client = None
         ssc.stop(stopSparkContext=False)
@@ -138,7 +154,7 @@ def run_once(batches: list[list[str]], ui: bool, expected: collections.Counter) 
         sc.stop()
     if total != expected:
         raise SystemExit("the streaming counts differ from the expected counts")
-    return {"seconds": seconds, **counts}
+    return {"seconds": seconds, "driver_cpu": driver_cpu, "server_cpu": server_cpu, **counts}
 
 
 def main() -> None:
@@ -165,12 +181,17 @@ def main() -> None:
         order += [True, False] if i % 2 == 0 else [False, True]
     on: list[float] = []
     off: list[float] = []
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    server_cpu: list[float] = []
     polls = events = 0
     errors: list[str] = []
     for ui in order:
         r = run_once(batches, ui, expected)
         rate = words / r["seconds"]
         (on if ui else off).append(rate)
+        cpu[ui].append(r["driver_cpu"])
+        if ui:
+            server_cpu.append(r["server_cpu"])
         polls += r.get("polls", 0)
         events += r.get("events", 0)
         errors += r.get("errors", [])
@@ -193,6 +214,10 @@ def main() -> None:
         "best_off_words_per_s": round(max(off)),
         "best_ratio": round(max(on) / max(off), 3),
         "paired_ratios": [round(r, 3) for r in paired],
+        "driver_cpu_s_on": [round(x, 3) for x in cpu[True]],
+        "driver_cpu_s_off": [round(x, 3) for x in cpu[False]],
+        "ui_server_thread_cpu_s": [round(x, 3) for x in server_cpu],
+        "ui_server_cpu_share": round(sum(server_cpu) / sum(words / x for x in on), 4),
         "median_paired_ratio": round(statistics.median(paired), 3),
         "client_polls": polls,
         "client_events": events,
