@@ -27,6 +27,7 @@ from ember.errors import (
 from ember.plugins import (
     API_VERSION,
     KINDS,
+    KNOWN_PLUGINS,
     PluginRecord,
     api_version_fits,
     get_plugin_manager,
@@ -113,17 +114,21 @@ def test_unknown_kind_is_a_value_error_naming_the_valid_kinds():
         assert kind in str(info.value)
 
 
-def test_missing_plugin_names_group_name_installed_alternatives_and_distribution(install):
+def test_missing_plugin_names_group_name_installed_alternatives_and_distribution(
+    install, monkeypatch
+):
+    # A known plugin that is not installed (every real one is installed in the dev workspace).
+    monkeypatch.setitem(KNOWN_PLUGINS["sources"], "nonesuch", "ember-nonesuch")
     install("ember-fake-socketish", "0.1", {"ember.sources": {"socketish": "fake_s:S"}})
     with pytest.raises(PluginNotFoundError) as info:
-        load_component("sources", "mqtt")
+        load_component("sources", "nonesuch")
     message = str(info.value)
     assert "'ember.sources'" in message
-    assert "'mqtt'" in message
+    assert "'nonesuch'" in message
     assert "socketish" in message  # what is installed instead
-    assert "pip install ember-mqtt" in message
-    assert "socketish" in info.value.installed and "mqtt" not in info.value.installed
-    assert info.value.hint == "pip install ember-mqtt"
+    assert "pip install ember-nonesuch" in message
+    assert "socketish" in info.value.installed and "nonesuch" not in info.value.installed
+    assert info.value.hint == "pip install ember-nonesuch"
 
 
 def test_missing_plugin_with_a_close_installed_name_suggests_it():
@@ -690,9 +695,8 @@ def test_a_stale_stevedore_entry_point_cache_does_not_hide_new_plugins(tmp_path)
     stat = eps_file.stat()
     eps_file.write_text("[ember.sources]\nfirst = fake_first:S\nsecond = fake_second:S\n")
     os.utime(eps_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same cache key as before
-    # stevedore's own listing is now stale...
-    assert run_python(stevedore_names, **env).stdout.strip() == "['first']"
-    # ...but ember reads the installed metadata itself.
+    # stevedore's own listing may now be stale (it is where its cache key does not change;
+    # that depends on the environment), but ember reads the installed metadata itself.
     ember_names = (
         "from ember.plugins import list_plugins\n"
         "print(sorted(r.name for r in list_plugins(load=False, kinds=['sources'])"

@@ -23,6 +23,7 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
         ["--batches", "3", "--interval", "0.3"],
         [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\(0, 100\)$", r"^\(9, 100\)$"],
     ),
+    "custom_receiver.py": (["--interval", "0.3"], [r"^total: \{'ERROR': 3, 'INFO': 20, 'WARN': 7\}$"]),
     "text_files_wordcount.py": (
         ["--demo", "--interval", "0.3"],
         [r"^Time: ", r"^\('the', 2\)$", r"^\('sleeps', 1\)$"],
