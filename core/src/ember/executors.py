@@ -1,13 +1,41 @@
 """The executor plugin contract: what runs a stage's tasks.
 
 The master URL's scheme names the executor plugin (entry-point group ``ember.executors``):
-``local[N]`` → ``local`` (a pool of N loky worker processes), ``inline`` (in the driver
+``local[N]`` → ``local`` (N worker processes on this machine), ``inline`` (in the driver
 process, for debugging), ``dask://host:port`` → ``dask``.
 
 An executor has a fixed number of worker *slots*. The scheduler may ask for a task to run on a
 given slot (so a task reads the partition a worker cached in its memory); an executor that
 cannot place tasks ignores the hint. Each slot has a *generation* that changes when the worker
 behind it is replaced (after it died), so the scheduler knows what that worker has lost.
+
+Workers on other machines
+-------------------------
+By default the engine assumes the workers run on the driver's machine: shuffle map outputs
+are files in the context's local directory, broadcast values are files there too, and
+serialized cached blocks are files in a shared-memory directory, all read by any worker. An
+executor whose workers may be elsewhere sets :attr:`Executor.shares_driver_files` to
+``False`` and provides the two stores below; then no task reads a file the driver wrote,
+serialized and disk-level cached blocks stay (serialized) in the memory of the worker that
+computed them, and the only paths tasks touch are the user's own (input files, output
+directories, the checkpoint directory), which must then be on a filesystem every machine
+shares, as with Spark.
+
+- :meth:`Executor.map_output_store` returns a picklable, deterministic (equal pickles for
+  equal stores) object with ``put(shuffle_id, map_id, attempt, buckets) -> output``. A map
+  task calls it on its worker with ``buckets[r]``, the records for reduce partition ``r``
+  serialized with the shuffle's serializer (``b""`` when empty). The store keeps the bytes
+  (on that worker) and returns a small picklable *map output*, which travels to the driver
+  and inside the reduce tasks' splits. ``output.read(reduce_id, serializer, shuffle_id)``
+  runs in a reduce task on any worker and returns ``serializer.loads_batch`` of bucket
+  ``reduce_id``; when the bytes are gone (their worker died) it raises
+  :class:`ember.errors.FetchFailed`, and the scheduler reruns that map task.
+  ``output.remove()`` runs on the driver once the output is no longer needed; it must not
+  block.
+- :meth:`Executor.put_broadcast` takes a broadcast value's pickled bytes on the driver, once,
+  and returns a picklable reference whose ``load()`` returns those bytes in any worker (each
+  worker process loads a broadcast once and keeps the value); ``release()``, when the
+  reference has it, runs on the driver when the broadcast is destroyed or garbage collected.
 """
 
 from __future__ import annotations
@@ -68,6 +96,9 @@ class Executor(ABC):
     api_version: ClassVar[str] = "1.0"
     #: True when tasks run in the driver process: nothing is serialized.
     in_process: ClassVar[bool] = False
+    #: False when the workers may run on other machines, so they cannot read files the
+    #: driver or another worker wrote to local disk (see "Workers on other machines" above).
+    shares_driver_files: ClassVar[bool] = True
 
     def __init__(self, master: str, conf: Conf, local_dir: str) -> None:
         self.master = master
@@ -90,6 +121,25 @@ class Executor(ABC):
     def worker_pids(self) -> list[int]:
         """The process ids of the live workers (empty for in-process executors)."""
         return []
+
+    def map_output_store(self) -> Any | None:
+        """The store shuffle map tasks hand their outputs to, or ``None`` for files.
+
+        ``None`` (the default) writes each map output to a file in the driver's local
+        directory, which every worker must be able to read. See the module docstring for
+        the store's protocol.
+        """
+        return None
+
+    def put_broadcast(self, bid: int, data: bytes) -> Any | None:
+        """Make a broadcast value reachable by the workers; called once per broadcast.
+
+        :param bid: the broadcast's id, unique within the context.
+        :param data: the value, pickled with cloudpickle.
+        :returns: a picklable reference whose ``load()`` returns ``data`` in a worker, or
+            ``None`` (the default) to keep the value in a file in the driver's local directory.
+        """
+        return None
 
     @abstractmethod
     def shutdown(self, wait: bool = True) -> None:

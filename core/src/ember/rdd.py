@@ -15,7 +15,7 @@ import itertools
 import operator
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -511,10 +511,7 @@ class RDD(PairFunctions):
     def countByValue(self) -> dict[Any, int]:
         """``{element: count}``."""
         def part(_i: int, it: Iterator[Any]) -> dict:
-            counts: dict[Any, int] = defaultdict(int)
-            for x in it:
-                counts[x] += 1
-            return dict(counts)
+            return dict(Counter(it))  # counts in C
 
         total: dict[Any, int] = defaultdict(int)
         for d in self._run(part, "countByValue"):

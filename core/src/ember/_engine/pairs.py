@@ -64,6 +64,28 @@ def _one(v: Any) -> list:
     return [v]
 
 
+def _counting(rdd: Any, func: Any) -> Any:
+    """The RDD of bare keys when ``rdd.reduceByKey(func)`` only counts them, else ``None``.
+
+    That is when ``rdd`` is a fused pipeline whose last step is ``map(lambda x: (x, 1))``
+    and ``func`` is addition (see :mod:`ember._engine.idioms`).
+    """
+    from ember._engine.idioms import is_addition, is_unit_pair
+    from ember._engine.rdds import PipelinedRDD, _Compose
+    from ember.rdd import _Map
+
+    if not isinstance(rdd, PipelinedRDD) or not rdd._is_pipelinable() or not is_addition(func):
+        return None
+    step, inner = rdd.func, None
+    if isinstance(step, _Compose):
+        step, inner = step.outer, step.inner
+    if not isinstance(step, _Map) or not is_unit_pair(step.f):
+        return None
+    if inner is None:
+        return rdd._prev
+    return PipelinedRDD(rdd._prev, inner)
+
+
 def _check_fn(f: Any, what: str) -> None:
     if not callable(f):
         raise TypeError(f"{what} expects a function, got {f!r} of type {type(f).__name__}")
@@ -141,6 +163,12 @@ class PairFunctions:
         """
         _check_fn(func, "reduceByKey")
         partitioner = HashPartitioner(self._default_partitions(numPartitions), partitionFunc)
+        counted = _counting(self, func) if self.partitioner != partitioner else None
+        if counted is not None:
+            from ember._engine.rdds import ShuffledRDD
+
+            return ShuffledRDD(counted, partitioner, Aggregator(None, func, func), True,
+                               count_keys=True)
         return self._shuffle_with(partitioner, Aggregator(None, func, func))
 
     def groupByKey(self: RDD, numPartitions: int | None = None,  # type: ignore[misc]

@@ -427,8 +427,9 @@ class ShuffledRDD(RDD):
         self._outputs[:] = [None] * len(self._outputs)
 
     def __init__(self, prev: RDD, partitioner: Partitioner, aggregator: Aggregator | None,
-                 map_side_combine: bool = True) -> None:
+                 map_side_combine: bool = True, count_keys: bool = False) -> None:
         super().__init__(prev.ctx, partitioner)
+        self._count_keys = count_keys
         self._prev = prev
         self.shuffle_id = self.ctx._new_shuffle_id(self)
         self._aggregator = aggregator
@@ -458,14 +459,18 @@ class ShuffledRDD(RDD):
         self._outputs[map_id] = None
 
     def _spec(self) -> ShuffleSpec:
-        local = not self.ctx._executor.in_process
+        executor = self.ctx._executor
+        local = not executor.in_process
+        store = executor.map_output_store() if local else None
         return ShuffleSpec(
             shuffle_id=-1,
             partitioner=self.partitioner,  # type: ignore[arg-type]
             aggregator=self._aggregator,
             map_side_combine=self._map_side_combine,
-            directory=self.ctx._local_dir if local else None,
+            directory=self.ctx._local_dir if local and store is None else None,
             serializer=self.ctx._serializer() if local else None,
+            store=store,
+            count_keys=self._count_keys,
         )
 
     def _raw_num_partitions(self) -> int:

@@ -3,13 +3,17 @@ reduce tasks fetch their bucket from every map output and merge.
 
 A map task writes one file: every bucket serialized back to back, with the offsets returned
 to the driver in its map status; a reduce task reads only its own byte range of each file.
-With an in-process executor the buckets stay Python lists and nothing is serialized.
+With an in-process executor the buckets stay Python lists and nothing is serialized. An
+executor whose workers cannot read the driver's files (other machines) supplies a *map output
+store* instead: map tasks hand it their serialized buckets, and it keeps them on the workers
+(see :meth:`ember.executors.Executor.map_output_store`).
 Combining happens on the map side before anything is written, so a word count ships each
 distinct word once per map task, not once per occurrence.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import pickle
@@ -19,6 +23,7 @@ from typing import Any
 import attrs
 
 from ember._engine.partitioning import HashPartitioner, Partitioner
+from ember.errors import FetchFailed
 
 __all__ = [
     "Aggregator",
@@ -58,19 +63,12 @@ class ShuffleSpec:
     map_side_combine: bool
     directory: str | None  # None: keep the buckets in memory (in-process executors)
     serializer: Any = None
-
-
-class FetchFailed(Exception):
-    """A reduce task could not read a map output (its file is gone): rerun that map task."""
-
-    def __init__(self, shuffle_id: int, map_id: int, detail: str) -> None:
-        self.shuffle_id = shuffle_id
-        self.map_id = map_id
-        self.detail = detail
-        super().__init__(f"shuffle {shuffle_id} map output {map_id} is missing: {detail}")
-
-    def __reduce__(self):  # keep the fields when pickled back to the driver
-        return (FetchFailed, (self.shuffle_id, self.map_id, self.detail))
+    #: The records are bare keys to count (see ``ember._engine.idioms``): combine with
+    #: ``collections.Counter``, in C, instead of a Python loop over ``(key, 1)`` pairs.
+    count_keys: bool = False
+    #: The executor's map output store (``Executor.map_output_store()``); when set, map tasks
+    #: hand it their serialized buckets instead of writing a file.
+    store: Any = None
 
 
 @attrs.frozen
@@ -180,11 +178,17 @@ def write_shuffle(
 ) -> MemoryMapOutput | FileMapOutput:
     """Run the map side of a shuffle over one partition's records."""
     items: Iterable[tuple[Any, Any]]
-    if spec.aggregator is not None and spec.map_side_combine:
+    if spec.count_keys:
+        items = collections.Counter(records).items()
+    elif spec.aggregator is not None and spec.map_side_combine:
         items = combine_by_key(records, spec.aggregator).items()
     else:
         items = records
     buckets = _bucket(items, spec.partitioner)
+    if spec.store is not None:
+        dumps = spec.serializer.dumps_batch
+        return spec.store.put(spec.shuffle_id, map_id, attempt,
+                              [dumps(b) if b else b"" for b in buckets])
     if spec.directory is None:
         return MemoryMapOutput(
             map_id, tuple(pickle.dumps(b, pickle.HIGHEST_PROTOCOL) if b else None for b in buckets)
