@@ -11,6 +11,7 @@ __all__ = [
     "ContextError",
     "DuplicatePluginError",
     "EmberError",
+    "FetchFailed",
     "JobError",
     "PluginError",
     "PluginLoadError",
@@ -125,6 +126,28 @@ class JobError(EmberError):
 
 class WorkerLostError(EmberError):
     """A worker process died while running tasks (for example killed with SIGKILL)."""
+
+
+class FetchFailed(EmberError):
+    """A reduce task could not read a shuffle map output (its file or its worker is gone).
+
+    Raised inside the reduce task; the scheduler then forgets that map output, reruns the map
+    task that made it and retries the reduce stage. Executors that keep map outputs
+    themselves (:meth:`ember.executors.Executor.map_output_store`) raise it from ``read``.
+
+    :param shuffle_id: the shuffle whose output is missing.
+    :param map_id: the map task (partition of the shuffle's parent) that wrote it.
+    :param detail: what went wrong, for the message.
+    """
+
+    def __init__(self, shuffle_id: int, map_id: int, detail: str) -> None:
+        self.shuffle_id = shuffle_id
+        self.map_id = map_id
+        self.detail = detail
+        super().__init__(f"shuffle {shuffle_id} map output {map_id} is missing: {detail}")
+
+    def __reduce__(self):  # keep the fields when pickled back to the driver
+        return (FetchFailed, (self.shuffle_id, self.map_id, self.detail))
 
 
 # --------------------------------------------------------------------------- plugins (conflicts)
