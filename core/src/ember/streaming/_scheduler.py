@@ -90,7 +90,7 @@ class JobScheduler:
         self.start_ms: int | None = None
         self._restart_times: list[int] = []
         self._writer: Any = None
-        if ssc._checkpoint_dir is not None:
+        if ssc._checkpoint_dir is not None and getattr(ssc, "_metadata_checkpoints", True):
             from ember.streaming._checkpoint import CheckpointWriter
 
             gens = conf.getInt("ember.streaming.checkpoint.generations", 5) or 5

@@ -160,6 +160,7 @@ def run_batches(
     try:
         ssc = StreamingContext(sc, interval, clock=ManualClock())
         ssc.checkpoint(checkpoints.name)
+        ssc._metadata_checkpoints = False  # a queue stream cannot be recovered anyway
         result = build(ssc.queueStream(inputs))
         result.foreachRDD(lambda t, rdd: outputs.__setitem__(round(t.timestamp() * 1000),
                                                                rdd.collect()))
