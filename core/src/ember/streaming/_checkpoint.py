@@ -20,6 +20,7 @@ archive, and Spark's guide says the same of checkpoints across upgrades.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import io
@@ -38,7 +39,7 @@ import attrs
 import cloudpickle
 
 __all__ = ["Checkpoint", "CheckpointError", "CheckpointWriter", "code_fingerprint",
-           "read_checkpoint"]
+           "dump_graph", "load_graph", "read_checkpoint"]
 
 log = logging.getLogger("ember.streaming")
 
@@ -66,7 +67,9 @@ def code_fingerprint(func: Any) -> str:
     """A digest of ``func``'s code and of the functions of its module it refers to.
 
     Changing the application (its setup function or what it calls in the same module)
-    changes the fingerprint; re-running the same code does not.
+    changes the fingerprint; re-running the same code does not. Functions it gets from an
+    enclosing function (closures) count too; a ``functools.partial`` is fingerprinted by its
+    function, a callable object by its class's code.
     """
     h = hashlib.blake2b(digest_size=12)
     seen: set[int] = set()
@@ -78,18 +81,33 @@ def code_fingerprint(func: Any) -> str:
             if isinstance(const, types.CodeType):
                 code(const)
             else:
-                h.update(repr(const).encode())
+                h.update(_stable_repr(const).encode())
 
     def visit(f: Any, depth: int) -> None:
         if depth > 20 or id(f) in seen:
             return
         seen.add(id(f))
+        if isinstance(f, functools.partial):
+            visit(f.func, depth + 1)
+            return
         if isinstance(f, types.MethodType):
             f = f.__func__
         if not isinstance(f, types.FunctionType):
+            if depth == 0 and callable(f):  # a callable object: the code of its class
+                cls = type(f)
+                h.update(cls.__qualname__.encode())
+                for attr in sorted(vars(cls)):
+                    visit(vars(cls)[attr], depth + 1)
             return
         h.update(f.__qualname__.encode())
         code(f.__code__)
+        for cell in f.__closure__ or ():  # functions it got from an enclosing function
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if isinstance(value, (types.FunctionType, functools.partial)):
+                visit(value, depth + 1)
         names = set()
         stack = [f.__code__]
         while stack:
@@ -110,6 +128,17 @@ def code_fingerprint(func: Any) -> str:
     return h.hexdigest()
 
 
+def _stable_repr(const: Any) -> str:
+    """``repr`` of a code constant, the same in every process: a frozenset (``x in {"a",
+    "b"}`` compiles to one) is shown sorted, as its iteration order follows string hashing,
+    which is randomized per process."""
+    if isinstance(const, frozenset):
+        return "frozenset({" + ", ".join(sorted(_stable_repr(c) for c in const)) + "})"
+    if isinstance(const, tuple):
+        return "(" + ", ".join(_stable_repr(c) for c in const) + ",)"
+    return repr(const)
+
+
 @attrs.frozen
 class Checkpoint:
     """The content of one metadata checkpoint."""
@@ -124,6 +153,50 @@ class Checkpoint:
     source_states: dict[int, Any]
     data_dirs: tuple[str, ...]
     fingerprint: str | None
+
+
+#: The persistent id of an RDD in a pickled graph: ``(RDD_REF, paths, partitioner)``.
+RDD_REF = "ember.rdd"
+
+
+def dump_graph(graph: Any) -> tuple[bytes, set[str]]:
+    """cloudpickle a DStream graph for a checkpoint; returns the bytes and the data
+    checkpoint directories of the RDDs it holds.
+
+    An RDD held by the graph — an ``initialRDD`` of ``updateStateByKey``, a StateSpec's
+    ``initialState``, a static RDD a ``transform`` function joins with — is saved to the
+    checkpoint directory the first time (a job, once) and pickled as a reference to its
+    files, which :func:`load_graph` reads back.
+    """
+    from ember.rdd import RDD
+
+    dirs: set[str] = set()
+
+    class GraphPickler(cloudpickle.CloudPickler):
+        def persistent_id(self, obj: Any) -> Any:
+            if not isinstance(obj, RDD):
+                return None
+            if obj._checkpoint_splits is None:
+                obj.ctx._checkpoint_rdd(obj)
+            paths = [split.path for split in obj._checkpoint_splits or ()]
+            dirs.update(os.path.dirname(p) for p in paths[:1])
+            return (RDD_REF, paths, obj.partitioner)
+
+    buf = io.BytesIO()
+    GraphPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(graph)
+    return buf.getvalue(), dirs
+
+
+def load_graph(blob: bytes, sc: Any) -> Any:
+    """The graph :func:`dump_graph` pickled, its RDDs reading their saved files in ``sc``."""
+
+    class GraphUnpickler(pickle.Unpickler):
+        def persistent_load(self, pid: Any) -> Any:
+            if not (isinstance(pid, tuple) and len(pid) == 3 and pid[0] == RDD_REF):
+                raise pickle.UnpicklingError(f"unknown reference in a checkpoint: {pid!r:.80}")
+            return sc._checkpoint_file_rdd(pid[1], pid[2])
+
+    return GraphUnpickler(io.BytesIO(blob)).load()
 
 
 class CheckpointWriter:
@@ -147,23 +220,37 @@ class CheckpointWriter:
         name = os.path.join(self.directory, f"{PREFIX}{cp.time_ms:020d}")
         tmp = os.path.join(self.directory, f".{PREFIX}{uuid.uuid4().hex}.tmp")
         with self._lock:
-            with open(tmp, "wb") as f:
-                f.write(MAGIC)
-                f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, name)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(MAGIC)
+                    f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
+                    f.write(payload)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, name)
+            except BaseException:
+                try:  # the previous generations are untouched; leave no temporary behind
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
             _fsync_dir(self.directory)
-            self._rotate()
+            self._rotate(cp.data_dirs)
         return name
 
-    def _rotate(self) -> None:
+    def _rotate(self, live_dirs: tuple[str, ...]) -> None:
+        """Delete the generations beyond the newest ``self.generations`` and the data
+        checkpoints only they refer to.
+
+        ``live_dirs`` are the data checkpoints of the checkpoint just written: the graph
+        still uses them even when that checkpoint's name sorts among the dropped ones (a
+        batch that completes after later batches were generated writes an older name).
+        """
         files = _checkpoint_files(self.directory)
         keep, drop = files[: self.generations], files[self.generations :]
         if not drop:
             return
-        kept_dirs: set[str] = set()
+        kept_dirs: set[str] = set(live_dirs)
         for path in keep:
             header = _read_header(path)
             if header is not None:

@@ -90,6 +90,12 @@ class JobScheduler:
         self.start_ms: int | None = None
         self._restart_times: list[int] = []
         self._writer: Any = None
+        # Checkpoints: _graph_lock makes a snapshot of the graph, its sources and the
+        # pending batches consistent (no batch half generated, no RDD half forgotten);
+        # _checkpoint_lock makes checkpoints reach the disk in the order they were taken,
+        # so the last one written describes the live graph (see CheckpointWriter._rotate).
+        self._graph_lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()
         if ssc._checkpoint_dir is not None and getattr(ssc, "_metadata_checkpoints", True):
             from ember.streaming._checkpoint import CheckpointWriter
 
@@ -199,13 +205,15 @@ class JobScheduler:
             times, self._to_clear = self._to_clear, []
         for t in times:
             try:
-                self.graph.clear_metadata(t)
+                with self._graph_lock:
+                    self.graph.clear_metadata(t)
             except Exception:
                 log.exception("clearing metadata of batch %d ms failed", t)
 
     def _generate(self, time_ms: int) -> None:
         try:
-            jobs = self.graph.generate_jobs(time_ms)
+            with self._graph_lock:
+                jobs = self.graph.generate_jobs(time_ms)
             error = None
         except Exception as exc:
             jobs, error = [], exc
@@ -306,24 +314,26 @@ class JobScheduler:
         A graph that cannot be pickled turns metadata checkpoints off with one warning: the
         stream runs on, but cannot be recovered with ``getOrCreate``.
         """
+        with self._checkpoint_lock:
+            self._write_checkpoint(time_ms)
+
+    def _write_checkpoint(self, time_ms: int) -> None:
         writer = self._writer
         if writer is None:
             return
-        import cloudpickle
-
-        from ember.streaming._checkpoint import Checkpoint
+        from ember.streaming._checkpoint import Checkpoint, dump_graph
         from ember.streaming._dstreams import PullInputDStream
 
-        with self._lock:
-            pending = tuple(sorted(self._batches))
-            last = self._last_completed_ms
         try:
-            blob = cloudpickle.dumps(self.graph)
-            states = {s.id: s.source.snapshot() for s in self.graph.inputs
-                      if isinstance(s, PullInputDStream)}
-            dirs: set[str] = set()
-            for out in self.graph.outputs:
-                dirs |= out._saved_dirs()
+            with self._graph_lock:
+                with self._lock:
+                    pending = tuple(sorted(self._batches))
+                    last = self._last_completed_ms
+                blob, dirs = dump_graph(self.graph)
+                states = {s.id: s.source.snapshot() for s in self.graph.inputs
+                          if isinstance(s, PullInputDStream)}
+                for out in self.graph.outputs:
+                    dirs |= out._saved_dirs()
         except Exception as exc:
             self._writer = None
             log.warning(

@@ -129,7 +129,7 @@ class StreamingContext:
 
     @classmethod
     def getOrCreate(cls, checkpointPath: str,
-                    setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
+                    setupFunc: Callable[[], StreamingContext] | None) -> StreamingContext:
         """Recover a StreamingContext from ``checkpointPath``, or build it with ``setupFunc``.
 
         The first time (no checkpoint there), ``setupFunc()`` builds the context and its
@@ -138,23 +138,31 @@ class StreamingContext:
         state and configuration — and on ``start()`` re-runs the batches that were
         generated but not completed, then those it missed while down.
 
+        ``setupFunc=None`` (as in PySpark) only recovers: there must be a checkpoint, and
+        the application code is not compared with the one that wrote it.
+
         :raises ember.streaming.CheckpointError: when the checkpoint was written by other
             application code or another ember/Python/cloudpickle version (the message says
             to use a new directory or delete this one).
+        :raises ValueError: ``setupFunc`` is ``None`` and there is no checkpoint.
         """
         import os
-        import pickle
 
-        from ember.streaming._checkpoint import code_fingerprint, read_checkpoint
+        from ember.streaming._checkpoint import code_fingerprint, load_graph, read_checkpoint
         from ember.streaming._dstreams import PullInputDStream
 
-        if not callable(setupFunc):
+        if setupFunc is not None and not callable(setupFunc):
             raise TypeError(f"setupFunc must be a function returning a StreamingContext, "
                             f"got {setupFunc!r}")
         path = os.path.abspath(os.path.expanduser(checkpointPath))
-        fingerprint = code_fingerprint(setupFunc)
+        fingerprint = None if setupFunc is None else code_fingerprint(setupFunc)
         cp = read_checkpoint(path, fingerprint) if os.path.isdir(path) else None
         if cp is None:
+            if setupFunc is None:
+                raise ValueError(
+                    f"no checkpoint in {path} to recover from, and no setupFunc to create "
+                    f"a StreamingContext: pass the function that builds it"
+                )
             ssc = setupFunc()
             if not isinstance(ssc, StreamingContext):
                 raise TypeError(f"setupFunc must return a StreamingContext, got {ssc!r:.80}")
@@ -167,7 +175,7 @@ class StreamingContext:
         ssc._batch_ms = cp.batch_ms
         ssc._sc = sc
         ssc._setup(None, start_ms=cp.time_ms)
-        ssc._graph = pickle.loads(cp.graph_blob)
+        ssc._graph = load_graph(cp.graph_blob, sc)
         for stream in ssc._graph.streams():
             stream._rebind(ssc)
         for stream in ssc._graph.inputs:
@@ -175,7 +183,7 @@ class StreamingContext:
             if isinstance(stream, PullInputDStream) and state is not None:
                 stream.source.restore(state)
         ssc.checkpoint(path)
-        ssc._fingerprint = fingerprint
+        ssc._fingerprint = cp.fingerprint if fingerprint is None else fingerprint
         ssc._restored = cp
         log.info("StreamingContext recovered from %s (batch %d ms)", path, cp.time_ms)
         return ssc

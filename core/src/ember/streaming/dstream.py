@@ -156,14 +156,15 @@ class DStream:
     def __getstate__(self) -> dict[str, Any]:
         """What a metadata checkpoint keeps: the stream's definition and, of its RDDs, only
         those saved to the checkpoint directory (as file lists)."""
-        state = self.__dict__.copy()
+        with self._lock:  # the generator thread adds RDDs while a job thread checkpoints
+            state = self.__dict__.copy()
+            generated = dict(state.pop("_generated", {}))
         state.pop("_ssc", None)
         state.pop("_lock", None)
-        generated = state.pop("_generated", {})
         state["_saved_rdds"] = {
-            t: ([s.path for s in rdd._checkpoint_splits], rdd.partitioner)
+            t: ([s.path for s in splits], rdd.partitioner)
             for t, rdd in generated.items()
-            if rdd._checkpoint_splits is not None
+            if (splits := rdd._checkpoint_splits) is not None
         }
         return state
 
