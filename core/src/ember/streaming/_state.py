@@ -96,8 +96,10 @@ class _StateRecord:
         self.state_map = state_map
         self.mapped = mapped
 
-    def __reduce__(self):  # a checkpoint keeps the state, not the batch's output
-        return (_StateRecord, (self.state_map, []))
+    def __reduce__(self):
+        # A checkpoint keeps the batch's output too: once saved, the RDD is read back from
+        # the checkpoint by the batch's later output operations (and by a re-run batch).
+        return (_StateRecord, (self.state_map, self.mapped))
 
 
 def _default_checkpoint_ms(slide_ms: int) -> int:
@@ -123,6 +125,21 @@ class _StatefulDStream(DStream):
 
     def _remember(self, ms: int) -> None:
         super()._remember(max(ms, self._slide_ms * 2))
+
+    def _clear_metadata(self, time_ms: int) -> None:
+        # A batch reads only the previous batch's state. Older states stay remembered (for
+        # recovery and slice) but leave the workers' memory once a newer one is stored there:
+        # else the remember duration (two checkpoint intervals, 200 batches of 0.1 s) keeps
+        # a copy of the whole state per batch (updateStateByKey) or per chain fold.
+        with self._lock:
+            times = sorted(self._generated, reverse=True)
+            newest = next((t for t in times if self._generated[t]._all_cached()), None)
+            if newest is not None:
+                for t in times:
+                    rdd = self._generated[t]
+                    if t < newest and rdd.is_cached:
+                        rdd.unpersist()
+        super()._clear_metadata(time_ms)
 
     def _previous(self, time_ms: int) -> RDD | None:
         prev_t = time_ms - self._slide_ms
@@ -260,3 +277,11 @@ class MappedWithStateDStream(DStream):
     def stateSnapshots(self) -> DStream:
         """A stream of every ``(key, state)`` pair after each batch (costs O(state))."""
         return self._state_stream.snapshots()
+
+    def checkpoint(self, interval: float) -> DStream:
+        """Checkpoint the *state* every ``interval`` seconds (as Spark's ``mapWithState``).
+
+        The interval also sets when idle keys time out: they are found at checkpoints.
+        """
+        self._state_stream.checkpoint(interval)
+        return self

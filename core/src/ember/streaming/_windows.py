@@ -60,7 +60,8 @@ class WindowedDStream(DStream):
 
 
 class ReducedWindowedDStream(DStream):
-    """``reduceByKeyAndWindow`` with an inverse function, computed incrementally.
+    """``reduceByKeyAndWindow`` with an inverse function, computed incrementally (when
+    consecutive windows overlap; a window no longer than its slide is reduced afresh).
 
     :param parent: the per-batch reduced stream of ``(key, value)`` pairs.
     """
@@ -99,7 +100,12 @@ class ReducedWindowedDStream(DStream):
         sc = self._ssc.sparkContext
         func, inv, n = self._func, self._inv_func, self._num_partitions
         prev_end = time_ms - self._slide_ms
-        previous = self._get_or_compute(prev_end) if self._is_time_valid(prev_end) else None
+        previous = None
+        # Incremental only when consecutive windows overlap: with slide >= window the
+        # batches between two windows would be "removed" from keys the previous window
+        # never had, and leak into the result.
+        if self._slide_ms < self._window_ms and self._is_time_valid(prev_end):
+            previous = self._get_or_compute(prev_end)
         if previous is None:
             rdds = parent._rdds_between(time_ms - self._window_ms + parent._slide_ms, time_ms)
             if not rdds:

@@ -71,7 +71,7 @@ class State:
         self._value = None
 
     def isTimingOut(self) -> bool:
-        """Whether this call is the last for a key idle for longer than the timeout."""
+        """Whether this call is the last for a key idle for at least the timeout."""
         return self._timing_out
 
     def __repr__(self) -> str:
@@ -119,7 +119,8 @@ class StateSpec:
         """Remove keys that got no data for ``idleDuration`` seconds.
 
         Idle keys are found by a full pass over the state, done when the state is
-        checkpointed (every checkpoint interval), so a key times out at the first
+        checkpointed (every checkpoint interval: set it with
+        ``dstream.mapWithState(spec).checkpoint(seconds)``), so a key times out at the first
         checkpoint after it has been idle for ``idleDuration``.
         """
         from ember.streaming.dstream import duration_ms
