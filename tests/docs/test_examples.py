@@ -19,6 +19,10 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     # the guide's quick example, with its demo server (tests/docs/test_network_wordcount_example.py
     # tests it further)
     "network_wordcount.py": ([], [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\('to', \d+\)$"]),
+    # Spark's MQTTWordCount, with a demo broker (needs mosquitto; the plugin ember-mqtt)
+    "mqtt_wordcount.py": (
+        ["--demo"], [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\('to', \d+\)$"],
+    ),
     "queue_stream.py": (
         ["--batches", "3", "--interval", "0.3"],
         [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\(0, 100\)$", r"^\(9, 100\)$"],

@@ -33,6 +33,7 @@ from ember.sources import Delivery, Source
 from ember.storagelevel import StorageLevel
 
 if TYPE_CHECKING:
+    from ember.conf import Conf
     from ember.streaming._receiving import ReceiverSupervisor
     from ember.streaming.context import StreamingContext
     from ember.streaming.dstream import DStream
@@ -105,7 +106,13 @@ class Receiver:
 
     @abstractmethod
     def onStop(self) -> None:
-        """Stop receiving: release what :meth:`onStart` made. Called on stop and restart."""
+        """Stop receiving: release what :meth:`onStart` made. Called on stop and restart.
+
+        ``onStop`` may itself store what the receiver still holds (records it buffered to
+        store them as one block, say): stores made by the thread running ``onStop`` are
+        accepted even during the final stop, and a graceful stop processes them. Stores
+        from any other thread are refused once the final stop has begun.
+        """
 
     def name(self) -> str:
         """A name for listeners and the UI (the class name by default)."""
@@ -164,6 +171,15 @@ class Receiver:
         """Whether the receiver is stopped: a receiving loop should end when this is true."""
         sup = self._supervisor
         return sup is None or sup.is_stopped()
+
+    @property
+    def conf(self) -> Conf:
+        """A copy of the configuration of the application this receiver runs in (to read
+        ``ember.streaming.blockInterval`` or ``ember.streaming.receiverRestartDelay``, say).
+
+        :raises RuntimeError: the receiver is not attached to a running stream.
+        """
+        return self._sup().ssc.sparkContext.getConf()
 
     @property
     def streamId(self) -> int | None:

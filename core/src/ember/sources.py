@@ -14,6 +14,19 @@ Rules:
 - A source object is configuration only: building one opens no socket and starts no thread;
   runtime state is created when the stream starts.
 - ``delivery`` states the guarantee it gives (:class:`Delivery`), shown by ``ember plugins``.
+  When the guarantee depends on the options (an MQTT source is at least once at QoS 1 with a
+  persistent session, at most once at QoS 0), make ``delivery`` a descriptor that gives the
+  strongest guarantee on the class (what ``ember plugins`` shows) and the guarantee of the
+  configuration on an instance (what the source contract checks)::
+
+      class _Delivery:
+          def __get__(self, obj, owner=None):
+              if obj is None:
+                  return Delivery.AT_LEAST_ONCE
+              return Delivery.AT_LEAST_ONCE if obj.qos else Delivery.AT_MOST_ONCE
+
+      class MQTTSource(ReceiverSource):
+          delivery = _Delivery()
 """
 
 from __future__ import annotations

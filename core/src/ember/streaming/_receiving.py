@@ -174,6 +174,7 @@ class ReceiverSupervisor:
         self._restart_thread: threading.Thread | None = None
         self._stop_thread: threading.Thread | None = None
         self._reported_stopped = False
+        self._on_stop_thread: int | None = None  # the thread running receiver.onStop()
 
     # ------------------------------------------------------------------ info
     def info(self, active: bool) -> ReceiverInfo:
@@ -226,10 +227,14 @@ class ReceiverSupervisor:
             if self._stopped.is_set():
                 return
             self._stopped.set()
+        # onStop may store what the receiver still buffers, also during the final stop.
+        self._on_stop_thread = threading.get_ident()
         try:
             self.receiver.onStop()
         except Exception as exc:
             self._record_error(f"{self.receiver.name()}.onStop failed", exc)
+        finally:
+            self._on_stop_thread = None
 
     def stop(self) -> None:
         """Stop for good (context stop): the receiver, then the block generator's flush."""
@@ -316,7 +321,8 @@ class ReceiverSupervisor:
 
     # ------------------------------------------------------------------ data
     def _check_open(self) -> None:
-        if self._final.is_set() and self._stopped.is_set():
+        if (self._final.is_set() and self._stopped.is_set()
+                and self._on_stop_thread != threading.get_ident()):
             raise RuntimeError(
                 f"receiver {self.receiver.name()} is stopped: data can no longer be stored"
             )

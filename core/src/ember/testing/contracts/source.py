@@ -76,6 +76,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol
 
+import cloudpickle
 import pytest
 
 from ember.conf import Conf
@@ -595,6 +596,29 @@ class ReceiverContract(SourceContract):
         assert receiver.streamId == run.input_stream.id
         run.stop()
         assert receiver.isStopped() and not receiver.isStarted()
+
+    def test_a_running_receiver_pickles_as_its_configuration(
+        self, run_stream: Callable[[Any], StreamRun], feed: Feed,
+        source_factory: Callable[[], Any], expected_records: Callable[..., list[Any]],
+    ) -> None:
+        # Metadata checkpoints keep the DStream graph, receivers included, while they run:
+        # a receiver must leave its runtime state (clients, threads, buffers) out of its
+        # pickled state (Receiver.__getstate__ drops the common kinds; see docs/receivers.md).
+        run = run_stream(source_factory())
+        records = expected_records(10)
+        feed.send(records)
+        run.wait_for_records(records)
+        receiver = run.receiver
+        try:
+            copy = cloudpickle.loads(cloudpickle.dumps(receiver))
+        except Exception as exc:
+            raise AssertionError(
+                f"a running {type(receiver).__name__} cannot be pickled, so no checkpoint "
+                f"of its stream can be written: {type(exc).__name__}: {exc}"
+            ) from exc
+        assert type(copy) is type(receiver)
+        assert copy.isStopped() and not copy.isStarted(), "a restored copy is not running"
+        assert receiver.isStarted(), "pickling must not disturb the running receiver"
 
     def test_listeners_see_the_receiver_start_and_stop_and_no_error_in_a_healthy_run(
         self, run_stream: Callable[[Any], StreamRun], feed: Feed,
