@@ -160,17 +160,21 @@ class RDD(PairFunctions):
         return list(seen.values())
 
     def _splits(self) -> list[Any]:
+        # A checkpointed RDD that is also cached reads its cached blocks first, its files
+        # only for a block that is gone (as Spark does).
         if self._checkpoint_splits is not None:
-            return self._checkpoint_splits
-        splits = self._raw_splits()
+            splits = self._checkpoint_splits
+        else:
+            splits = self._raw_splits()
         if self._level is not None:
             return [CachedSplit(s.index, self._block_id(s.index), s) for s in splits]
         return splits
 
     def _compute(self) -> Callable[[Any], Iterator[Any]]:
         if self._checkpoint_splits is not None:
-            return read_checkpoint(self.ctx._serializer())
-        fn = self._raw_compute()
+            fn = read_checkpoint(self.ctx._serializer())
+        else:
+            fn = self._raw_compute()
         if self._level is not None:
             memory_dir, disk_dir = self.ctx._block_dirs()
             fn = CachingCompute(fn, self._level, memory_dir, disk_dir,

@@ -115,8 +115,24 @@ class _StatefulDStream(DStream):
         self._n = num_partitions or parent._sc.defaultParallelism
         self._partitioner = HashPartitioner(self._n)
         self._initial = initial_rdd
+        self._initial_records: list | None = None
         self._must_checkpoint = True
         self.persist(StorageLevel.MEMORY_ONLY)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A checkpoint keeps the initial state as records: an RDD cannot be pickled."""
+        state = super().__getstate__()
+        if isinstance(self._initial, RDD):
+            if self._initial_records is None:
+                self._initial_records = self._initial.collect()
+            state["_initial"] = None
+            state["_initial_records"] = self._initial_records
+        return state
+
+    def _initial_rdd(self) -> RDD | None:
+        if self._initial is None and self._initial_records is not None:
+            self._initial = self._ssc.sparkContext.parallelize(self._initial_records)
+        return self._initial
 
     def _initialize(self, zero_ms: int) -> None:
         super()._initialize(zero_ms)
@@ -161,8 +177,9 @@ class StateDStream(_StatefulDStream):
         new = self._parents[0]._get_or_compute(time_ms)
         grouped = new.groupByKey(n) if new is not None else None
         prev = self._previous(time_ms)
-        if prev is None and self._initial is not None:
-            prev = self._initial.partitionBy(n)
+        initial = self._initial_rdd()
+        if prev is None and initial is not None:
+            prev = initial.partitionBy(n)
         if prev is None:
             if grouped is None:
                 return None
@@ -209,7 +226,7 @@ class MapWithStateDStream(_StatefulDStream):
         data = data.partitionBy(n)
         prev = self._previous(time_ms)
         if prev is None:
-            initial = self._initial
+            initial = self._initial_rdd()
             if initial is not None:
                 prev = initial.partitionBy(n).mapPartitions(
                     lambda it: [_StateRecord(StateMap(data={k: (v, time_ms) for k, v in it}), [])],

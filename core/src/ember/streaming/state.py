@@ -95,6 +95,10 @@ class StateSpec:
         self.num_partitions: int | None = None
         self.timeout_ms: int | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the initial state travels with the state stream (as records), not with the spec
+        return {**self.__dict__, "initial_rdd": None}
+
     @staticmethod
     def function(mappingFunction: Callable[[Any, Any, State], Any]) -> StateSpec:
         """A spec calling ``mappingFunction(key, value, state)`` for every new record; when a
