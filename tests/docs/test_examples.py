@@ -23,6 +23,10 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     "mqtt_wordcount.py": (
         ["--demo"], [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\('to', \d+\)$"],
     ),
+    # Spark's ZeroMQWordCount, with a demo publisher (the plugin ember-zeromq)
+    "zeromq_wordcount.py": (
+        ["--demo"], [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\('to', \d+\)$"],
+    ),
     "queue_stream.py": (
         ["--batches", "3", "--interval", "0.3"],
         [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\(0, 100\)$", r"^\(9, 100\)$"],

@@ -24,10 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The advanced sources: entry-point name -> plugin folder.
 PLUGINS = {
     "mqtt": ROOT / "plugins" / "sources" / "mqtt",
+    "zeromq": ROOT / "plugins" / "sources" / "zeromq",
 }
 #: The names ember.pyspark.streaming offers for each (module, class).
 PYSPARK_NAMES = {
     "mqtt": ("ember.pyspark.streaming.mqtt", "MQTTUtils"),
+    "zeromq": ("ember.pyspark.streaming.zeromq", "ZeroMQUtils"),
 }
 
 
