@@ -51,6 +51,9 @@ EVENT_INTERVAL = 0.5
 #: Seconds between two keep-alive comments on an idle event stream.
 KEEPALIVE = 15.0
 
+#: Seconds open connections get to finish when the server stops.
+SHUTDOWN_GRACE = 2.0
+
 
 class _QuietServerThread(logging.Filter):
     """Drops uvicorn's informational lines from the UI's thread ("Started server process"
@@ -180,7 +183,7 @@ class UIServer:
             config = uvicorn.Config(
                 app, loop="none", http="h11", ws="none", lifespan="off", log_config=None,
                 log_level=None, access_log=False, server_header=False, date_header=False,
-                timeout_graceful_shutdown=2,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE,
             )
             closing = _EventHolder()
 
@@ -188,6 +191,9 @@ class UIServer:
                 async def main_loop(self) -> None:
                     await self.on_tick(0)
                     await closing.event.wait()
+
+                async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+                    await _quick_shutdown(self, sockets, super().shutdown)
 
             server = _Server(config)
             asyncio.set_event_loop(loop)
@@ -444,6 +450,43 @@ class UIServer:
             stream(), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+
+async def _quick_shutdown(server: Any, sockets: list[socket.socket] | None,
+                          fallback: Any) -> None:
+    """uvicorn's shutdown without its fixed 0.1 s pause: close the listener, ask every
+    connection to finish (the event streams already ended), wait for them at most
+    :data:`SHUTDOWN_GRACE` seconds, then close what is left. Stopping a streaming context
+    therefore takes milliseconds, not a tenth of a second. Falls back to uvicorn's own
+    shutdown if its internals ever change shape."""
+    try:
+        listeners = list(server.servers)
+        state = server.server_state
+        connections, tasks = state.connections, state.tasks
+    except AttributeError:  # pragma: no cover - another uvicorn layout
+        await fallback(sockets)
+        return
+    for listener in listeners:
+        listener.close()
+    for sock in sockets or []:
+        sock.close()
+    for connection in list(connections):
+        connection.shutdown()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SHUTDOWN_GRACE
+    while (connections or tasks) and loop.time() < deadline:
+        await asyncio.sleep(0.002)
+    for connection in list(connections):
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.close()
+    for task in list(tasks):
+        task.cancel()
+    for listener in listeners:
+        try:
+            await asyncio.wait_for(listener.wait_closed(), SHUTDOWN_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("ember UI: a connection did not close within %.0f s", SHUTDOWN_GRACE)
 
 
 class _EventHolder:
