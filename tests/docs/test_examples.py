@@ -27,6 +27,12 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     "zeromq_wordcount.py": (
         ["--demo"], [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\('to', \d+\)$"],
     ),
+    # Spark's TwitterPopularTags, against a local X API v2 demo server (the plugin ember-twitter)
+    "twitter_popular_tags.py": (
+        ["--demo"],
+        [r"^Popular topics in last 4 seconds \(\d+ total\):$",
+         r"^Popular topics in last 2 seconds \(\d+ total\):$", r"^#ember \(\d+ tweets\)$"],
+    ),
     "queue_stream.py": (
         ["--batches", "3", "--interval", "0.3"],
         [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\(0, 100\)$", r"^\(9, 100\)$"],

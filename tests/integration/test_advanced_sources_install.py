@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = {
     "mqtt": ROOT / "plugins" / "sources" / "mqtt",
     "zeromq": ROOT / "plugins" / "sources" / "zeromq",
+    "twitter": ROOT / "plugins" / "sources" / "twitter",
 }
 #: The names ember.pyspark.streaming offers for each (module, class).
 PYSPARK_NAMES = {
     "mqtt": ("ember.pyspark.streaming.mqtt", "MQTTUtils"),
     "zeromq": ("ember.pyspark.streaming.zeromq", "ZeroMQUtils"),
+    "twitter": ("ember.pyspark.streaming.twitter", "TwitterUtils"),
 }
 
 
