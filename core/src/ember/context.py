@@ -285,8 +285,9 @@ class Context:
     def broadcast(self, value: Any) -> Broadcast[Any]:
         """A read-only value sent to each worker once."""
         self._check_running()
-        local = None if self._executor.in_process else self._local_dir
-        return Broadcast(next(self._bids), value, local)
+        if self._executor.in_process:
+            return Broadcast(next(self._bids), value, None)
+        return Broadcast(next(self._bids), value, self._local_dir, self._executor.put_broadcast)
 
     def accumulator(self, value: Any,
                     accum_param: AccumulatorParam[Any] | None = None) -> Accumulator[Any]:
@@ -320,10 +321,14 @@ class Context:
         self._shuffles[sid] = rdd
         return sid
 
-    def _forget_map_output(self, shuffle_id: int, map_id: int) -> None:
+    def _forget_map_output(self, shuffle_id: int, map_id: int,
+                           location: str | None = None) -> None:
         rdd = self._shuffles.get(shuffle_id)
         if rdd is not None:
             rdd._forget_map_output(map_id)
+        if location is not None:  # the place is gone: so is every map output it held
+            for shuffled in list(self._shuffles.values()):
+                shuffled._forget_map_outputs_at(location)
 
     def _serializer(self) -> Any:
         from ember.serializers import get_serializer
@@ -336,7 +341,11 @@ class Context:
     def _pickle_data(self, data: list) -> bytes:
         return pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
 
-    def _block_dirs(self) -> tuple[str, str]:
+    def _block_dirs(self) -> tuple[str | None, str | None]:
+        """Where serialized and disk-level cached blocks go: ``None`` keeps them in the
+        memory of the worker that computed them (workers on other machines)."""
+        if not self._executor.shares_driver_files:
+            return None, None
         return self._memory_dir, self._disk_dir
 
     def _drop_blocks(self, prefix: str) -> None:

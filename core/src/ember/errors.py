@@ -138,16 +138,21 @@ class FetchFailed(EmberError):
     :param shuffle_id: the shuffle whose output is missing.
     :param map_id: the map task (partition of the shuffle's parent) that wrote it.
     :param detail: what went wrong, for the message.
+    :param location: where the output lived (its map output's ``location``), when the whole
+        place is gone (a dead worker): every map output there is then forgotten at once, as in
+        Spark, instead of being found missing one failed stage at a time.
     """
 
-    def __init__(self, shuffle_id: int, map_id: int, detail: str) -> None:
+    def __init__(self, shuffle_id: int, map_id: int, detail: str,
+                 location: str | None = None) -> None:
         self.shuffle_id = shuffle_id
         self.map_id = map_id
         self.detail = detail
+        self.location = location
         super().__init__(f"shuffle {shuffle_id} map output {map_id} is missing: {detail}")
 
     def __reduce__(self):  # keep the fields when pickled back to the driver
-        return (FetchFailed, (self.shuffle_id, self.map_id, self.detail))
+        return (FetchFailed, (self.shuffle_id, self.map_id, self.detail, self.location))
 
 
 # --------------------------------------------------------------------------- plugins (conflicts)

@@ -29,7 +29,9 @@ shares, as with Spark.
   and inside the reduce tasks' splits. ``output.read(reduce_id, serializer, shuffle_id)``
   runs in a reduce task on any worker and returns ``serializer.loads_batch`` of bucket
   ``reduce_id``; when the bytes are gone (their worker died) it raises
-  :class:`ember.errors.FetchFailed`, and the scheduler reruns that map task.
+  :class:`ember.errors.FetchFailed`, and the scheduler reruns that map task. A map output
+  may have a ``location`` attribute (e.g. its worker's address): a ``FetchFailed`` that
+  names a location makes the scheduler rerun every map task whose output lived there.
   ``output.remove()`` runs on the driver once the output is no longer needed; it must not
   block.
 - :meth:`Executor.put_broadcast` takes a broadcast value's pickled bytes on the driver, once,

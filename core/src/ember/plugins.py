@@ -99,6 +99,7 @@ KNOWN_PLUGINS: dict[str, dict[str, str]] = {
         "inline": CORE_DISTRIBUTION,
         "local": CORE_DISTRIBUTION,
         "dask": "ember-dask",
+        "dask-local": "ember-dask",
     },
 }
 

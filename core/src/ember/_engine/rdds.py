@@ -458,6 +458,11 @@ class ShuffledRDD(RDD):
     def _forget_map_output(self, map_id: int) -> None:
         self._outputs[map_id] = None
 
+    def _forget_map_outputs_at(self, location: str) -> None:
+        for i, o in enumerate(self._outputs):
+            if o is not None and getattr(o, "location", None) == location:
+                self._outputs[i] = None
+
     def _spec(self) -> ShuffleSpec:
         executor = self.ctx._executor
         local = not executor.in_process

@@ -27,7 +27,9 @@ Failures
   they are resubmitted (counting as failed attempts) and the slot gets a new process. Its
   cached memory blocks are forgotten; shuffle outputs it wrote are files and survive.
 - A reduce task that cannot read a map output (``FetchFailed``) makes the scheduler forget
-  that output and rerun the map task before retrying the reduce stage.
+  that output and rerun the map task before retrying the reduce stage. When the failure
+  names the output's ``location`` (a dead worker holding map outputs in its memory), every
+  map output at that location is forgotten and rerun at once.
 
 Invariants: results are returned in partition order; accumulator updates of a task are
 merged exactly once, from its first successful attempt; a job that fails leaves no task of
@@ -217,7 +219,8 @@ class Scheduler:
                 return [results[p] for p in partitions]
             except _FetchFailure as ff:
                 failure = ff.failure
-                self.ctx._forget_map_output(failure.shuffle_id, failure.map_id)
+                self.ctx._forget_map_output(failure.shuffle_id, failure.map_id,
+                                            failure.location)
         assert failure is not None
         raise failure  # map outputs vanished again and again
 

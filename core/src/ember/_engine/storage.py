@@ -2,10 +2,12 @@
 
 A persisted RDD's partition is a *block* named ``rdd_<id>_<partition>``. Where it lives
 follows the storage level: objects in the memory of the worker that computed it, serialized
-bytes in a shared-memory directory every worker reads, or a file on disk. Tasks report the
-blocks they stored; the driver keeps the registry, routes tasks to the worker holding a
-block in memory, and forgets a worker's blocks when that worker is replaced. A block that
-turns out to be missing is recomputed from lineage, never an error.
+bytes in a shared-memory directory every worker reads, or a file on disk. When the workers do
+not share the driver's files (``Executor.shares_driver_files`` is false), serialized and
+disk levels keep their bytes in the memory of the worker that computed them instead. Tasks
+report the blocks they stored; the driver keeps the registry, routes tasks to the worker
+holding a block in memory, and forgets a worker's blocks when that worker is replaced. A
+block that turns out to be missing is recomputed from lineage, never an error.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ class CachingCompute:
         self,
         inner: Callable[[Any], Iterator[Any]],
         level: StorageLevel,
-        memory_dir: str,
-        disk_dir: str,
+        memory_dir: str | None,
+        disk_dir: str | None,
         serializer: Any,
     ) -> None:
         self.inner = inner
@@ -66,19 +68,21 @@ class CachingCompute:
     def _file(self, block_id: str) -> str | None:
         level = self.level
         if level.useDisk:
-            return os.path.join(self.disk_dir, block_id)
-        if level.useMemory and not level.deserialized:
+            return None if self.disk_dir is None else os.path.join(self.disk_dir, block_id)
+        if level.useMemory and not level.deserialized and self.memory_dir is not None:
             return os.path.join(self.memory_dir, block_id)
         return None
 
     def __call__(self, split: CachedSplit) -> Iterator[Any]:
         level = self.level
         keep_objects = level.useMemory and level.deserialized
-        if keep_objects:
+        path = self._file(split.block_id)
+        # No shared directory (workers elsewhere): serialized levels keep bytes in memory.
+        keep_bytes = path is None and not keep_objects and (level.useMemory or level.useDisk)
+        if keep_objects or keep_bytes:
             hit = worker.memory_blocks.get(split.block_id)
             if hit is not None:
-                return iter(hit)
-        path = self._file(split.block_id)
+                return iter(hit if keep_objects else _deserialize(self.serializer, hit))
         if path is not None and os.path.exists(path):
             try:
                 with open(path, "rb") as f:
@@ -91,8 +95,9 @@ class CachingCompute:
                 return iter(records)
         records = list(self.inner(split.inner))
         task = worker.current_task()
-        if keep_objects:
-            worker.memory_blocks[split.block_id] = records
+        if keep_objects or keep_bytes:
+            stored = records if keep_objects else _serialize(self.serializer, records)
+            worker.memory_blocks[split.block_id] = stored
             if task is not None:
                 task.stored_blocks.append((split.block_id, "memory", None))
         if path is not None:

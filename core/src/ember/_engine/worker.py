@@ -25,8 +25,9 @@ __all__ = ["NeedStage", "TaskContext", "TaskResult", "current_task", "run_task"]
 _STAGE_CACHE_SIZE = 64
 _stages: OrderedDict[str, Callable[..., Any]] = OrderedDict()
 _local = threading.local()
-#: Partitions cached in this process's memory by MEMORY_ONLY persistence: block id -> list.
-memory_blocks: dict[str, list] = {}
+#: Partitions cached in this process's memory: block id -> list (MEMORY_ONLY persistence),
+#: or -> serialized bytes (other levels, when workers do not share the driver's files).
+memory_blocks: dict[str, list | bytes] = {}
 
 
 @attrs.define

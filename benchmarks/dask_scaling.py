@@ -1,0 +1,108 @@
+"""Streaming word count on local[2] and on Dask with one and with two workers, same run.
+
+    python benchmarks/dask_scaling.py [--batches 8] [--lines 100000] [--repeat 3]
+
+queueStream batches of ``--lines`` lines (10 words a line, 50k-word Zipf vocabulary, see
+``_corpus.py``) through flatMap → map → reduceByKey → foreachRDD(collect). The clock is a
+ManualClock moved past every batch at once, so the batches run back to back; the time is from
+the first batch's submission to the last batch's end. Each master runs ``--repeat`` times,
+the masters taking turns (a new Context each time, after one warm-up batch), and its best run
+counts; every run's counts are checked against a plain ``collections.Counter``.
+
+The Dask clusters are ``dask-local[1]`` and ``dask-local[2]``: a ``dask scheduler`` process and
+N ``dask worker`` processes (one thread each) on 127.0.0.1, started by ember-dask. Prints one
+JSON object: words/s for each master, the two ratios and whether they reach their targets
+(Dask with 2 workers >= 1.6x Dask with 1 worker, and >= 0.7x local[2]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import operator
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _corpus import lines as make_lines
+from ember import Context
+from ember.streaming import StreamingContext
+from ember.testing import ManualClock
+
+
+def run_once(sc: Context, batches: list[list[str]], expected: collections.Counter) -> float:
+    """One streaming run over ``batches``; returns its seconds."""
+    clock = ManualClock()
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    total: collections.Counter = collections.Counter()
+    (
+        ssc.queueStream(batches)
+        .flatMap(str.split)
+        .map(lambda w: (w, 1))
+        .reduceByKey(operator.add)
+        .foreachRDD(lambda rdd: total.update(dict(rdd.collect())))
+    )
+    ssc.start()
+    t0 = time.perf_counter()
+    clock.advance(len(batches) * 1.0)
+    ssc._await_batch(len(batches) * 1000, timeout=600)
+    seconds = time.perf_counter() - t0
+    ssc.stop(stopSparkContext=False)
+    if total != expected:
+        raise SystemExit(f"{sc.master}: streaming and plain counts differ")
+    return seconds
+
+
+def measure(master: str, batches: list[list[str]], expected: collections.Counter) -> float:
+    """Seconds of one run on ``master``, in a new context, after one warm-up batch."""
+    with Context(master, "dask_scaling") as sc:
+        run_once(sc, batches[:1], collections.Counter(w for line in batches[0]
+                                                      for w in line.split()))
+        return run_once(sc, batches, expected)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batches", type=int, default=8)
+    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    corpus = make_lines(args.lines * args.batches)
+    batches = [corpus[i * args.lines : (i + 1) * args.lines] for i in range(args.batches)]
+    words = sum(len(line.split()) for line in corpus)
+    expected: collections.Counter = collections.Counter()
+    for line in corpus:
+        expected.update(line.split())
+
+    masters = {"local[2]": "local[2]", "dask_1_worker": "dask-local[1]",
+               "dask_2_workers": "dask-local[2]"}
+    runs: dict[str, list[float]] = {name: [] for name in masters}
+    for _ in range(args.repeat):  # interleaved, so a busy moment hurts every master alike
+        for name, master in masters.items():
+            runs[name].append(measure(master, batches, expected))
+    rate = {name: round(words / min(times)) for name, times in runs.items()}
+    scaling = rate["dask_2_workers"] / rate["dask_1_worker"]
+    vs_local = rate["dask_2_workers"] / rate["local[2]"]
+    print(json.dumps({
+        "benchmark": "dask_scaling",
+        "batches": args.batches,
+        "lines_per_batch": args.lines,
+        "words": words,
+        "cpus": os.cpu_count(),
+        "words_per_s": rate,
+        "seconds": {name: [round(t, 3) for t in times] for name, times in runs.items()},
+        "median_words_per_s": {name: round(words / statistics.median(times))
+                               for name, times in runs.items()},
+        "dask_2_over_1": round(scaling, 3),
+        "dask_2_over_local_2": round(vs_local, 3),
+        "target": {"dask_2_over_1": ">= 1.6", "dask_2_over_local_2": ">= 0.7"},
+        "meets_target": scaling >= 1.6 and vs_local >= 0.7,
+    }))
+
+
+if __name__ == "__main__":
+    main()
