@@ -42,6 +42,14 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
         ["--demo", "--interval", "0.3"],
         [r"^Time: ", r"^\('the', 2\)$", r"^\('sleeps', 1\)$"],
     ),
+    # updateStateByKey over the demo server's text (tests/docs/test_state_examples.py tests
+    # it and the recoverable one further)
+    "stateful_network_wordcount.py": (
+        [], [r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"^\('hello', \d+\)$", r"^\('to', \d+\)$"],
+    ),
+    "recoverable_network_wordcount.py": (
+        [], [r"^Creating new context$", r"^Counts at time \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[.*\('to', \d+\)"],
+    ),
 }
 HEADER = "-------------------------------------------"
 

@@ -21,14 +21,17 @@ from __future__ import annotations
 import json
 import operator
 import os
+import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pytest
 from ember import Conf, Context, hookimpl
+from ember.receivers import Receiver
 from ember.streaming import StateSpec, StreamingContext
 from ember.testing import advance_batches
 
@@ -429,3 +432,41 @@ def test_a_static_rdd_a_transform_joins_with_is_saved_with_the_checkpoint(tmp_pa
         ssc.stop()
     assert json.loads((out / "1000.json").read_text()) == [["cold", 1], ["warm", 2]]
     assert json.loads((out / "2000.json").read_text()) == [["cold", 2]]
+
+
+class Waiting(Receiver):
+    """A receiver holding the runtime objects receivers typically make in ``__init__``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.host = "example.org"
+        self.lock = threading.Lock()
+        self.rlock = threading.RLock()
+        self.closing = threading.Event()
+        self.closing.set()
+        self.ready = threading.Condition()
+        self.pending: queue.Queue[int] = queue.Queue(maxsize=3)
+        self.pending.put(1)
+        self.thread = threading.Thread(target=lambda: None)
+
+    def onStart(self) -> None:
+        self.closing.clear()
+
+    def onStop(self) -> None:
+        self.closing.set()
+
+
+def test_a_recovered_receiver_gets_new_locks_events_and_queues():
+    """A checkpoint keeps a receiver's configuration; its runtime objects come back new
+    (a socket receiver calling ``self._closing.clear()`` in ``onStart`` must not fail)."""
+    receiver = Waiting()
+    receiver.lock.acquire()
+    back = cloudpickle.loads(cloudpickle.dumps(receiver))
+    assert back.host == "example.org"
+    assert back.lock.acquire(blocking=False), "a new, unlocked lock"
+    assert back.rlock.acquire(blocking=False)
+    assert isinstance(back.closing, threading.Event) and not back.closing.is_set()
+    assert isinstance(back.ready, threading.Condition)
+    assert back.pending.empty() and back.pending.maxsize == 3
+    assert back.thread is None and back._supervisor is None
+    back.onStart()

@@ -86,18 +86,26 @@ class Receiver:
 
     def __getstate__(self) -> dict[str, Any]:
         """A receiver is saved in checkpoints as its configuration: the supervisor and
-        runtime objects (threads, sockets, locks, files, queues) are left out."""
-        import io
-        import queue
-        import socket
-        import threading
-
-        runtime = (threading.Thread, socket.socket, io.IOBase, queue.Queue,
-                   type(threading.Lock()), type(threading.RLock()), threading.Event,
-                   threading.Condition)
-        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, runtime)}
+        runtime objects (threads, sockets, locks, files, queues) are left out; a receiver
+        loaded from a checkpoint gets new locks, events, conditions and queues (unlocked,
+        cleared, empty) in their place, and ``None`` for threads, sockets and files."""
+        state: dict[str, Any] = {}
+        fresh: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            kind = _runtime_kind(value)
+            if kind is None:
+                state[name] = value
+            else:
+                fresh[name] = kind
         state["_supervisor"] = None
+        state["_ember_runtime"] = fresh
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        fresh = state.pop("_ember_runtime", {})
+        self.__dict__.update(state)
+        for name, kind in fresh.items():
+            setattr(self, name, _new_runtime(kind))
 
     # ------------------------------------------------------------------ to override
     @abstractmethod
@@ -185,6 +193,39 @@ class Receiver:
     def streamId(self) -> int | None:
         """The id of the input stream this receiver feeds."""
         return self._stream_id
+
+
+def _runtime_kind(value: Any) -> Any:
+    """How to remake ``value`` after a checkpoint, or ``None`` if it is configuration."""
+    import io
+    import queue
+    import socket
+    import threading
+
+    if isinstance(value, type(threading.Lock())):
+        return "lock"
+    if isinstance(value, type(threading.RLock())):
+        return "rlock"
+    if isinstance(value, threading.Event):
+        return "event"
+    if isinstance(value, threading.Condition):
+        return "condition"
+    if isinstance(value, queue.Queue):
+        return ("queue", type(value), value.maxsize)
+    if isinstance(value, (threading.Thread, socket.socket, io.IOBase)):
+        return "none"
+    return None
+
+
+def _new_runtime(kind: Any) -> Any:
+    """A new runtime object of ``kind`` (see :func:`_runtime_kind`)."""
+    import threading
+
+    if isinstance(kind, tuple):
+        _, cls, maxsize = kind
+        return cls(maxsize)
+    return {"lock": threading.Lock, "rlock": threading.RLock, "event": threading.Event,
+            "condition": threading.Condition}.get(kind, lambda: None)()
 
 
 class ReceiverSource(Source):
