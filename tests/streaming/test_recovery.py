@@ -78,7 +78,7 @@ def build(kind: str, source: str, out: str, master: str, every: float | None,
     elif kind == "mapWithState":
         spec = StateSpec.function(running_count)
         mapped = pairs.mapWithState(spec if start is None else spec.initialState(start))
-        result, stateful = mapped.stateSnapshots(), mapped._state_stream
+        result, stateful = mapped.stateSnapshots(), mapped  # its checkpoint() is the state's
     else:
         result = stateful = pairs.reduceByKeyAndWindow(
             operator.add, operator.sub, WINDOW, SLIDE, filterFunc=lambda kv: kv[1] > 0)
