@@ -18,7 +18,8 @@ Data stored with ``store(record)`` is grouped into blocks every
 ``ember.streaming.blockInterval`` (default 200 ms); each block becomes one partition of the
 batch it falls in. ``storeMany(records)`` makes a block of its records and returns only when
 that block is stored (and written to the write-ahead log when it is on), so a *reliable*
-receiver can acknowledge its source for exactly the data that is safe. ``storeBytes(data)``
+receiver can acknowledge its source for exactly the data that is safe; its ``metadata``
+(the source position after the records) comes back from ``lastStoredMetadata()``. ``storeBytes(data)``
 stores raw UTF-8 text of whole lines: the cheapest path, since splitting into lines and
 decoding happen in the workers, in parallel.
 """
@@ -140,9 +141,27 @@ class Receiver:
         """Store one record; it joins the block being filled (returns at once)."""
         self._sup().push_single(item)
 
-    def storeMany(self, items: Iterable[Any]) -> None:
-        """Store records as one block; returns once the block is stored (and logged)."""
-        self._sup().push_many(list(items))
+    def storeMany(self, items: Iterable[Any], metadata: Any = None) -> None:
+        """Store records as one block; returns once the block is stored (and logged).
+
+        :param metadata: optional, JSON-compatible: where the source is after these
+            records (an offset, a sequence number). It is kept with the block — in the
+            write-ahead log when that is on — and :meth:`lastStoredMetadata` gives it back,
+            also after a driver restart, so a reliable receiver can resume its source
+            exactly after the last records it stored.
+        """
+        self._sup().push_many(list(items), metadata)
+
+    def lastStoredMetadata(self) -> Any:
+        """The ``metadata`` of the last block stored with some by :meth:`storeMany`, or
+        ``None``.
+
+        It survives receiver restarts; with the write-ahead log on it also survives a
+        driver failure (it is read back from the log on recovery), so a reliable receiver's
+        ``onStart`` can ask its source to resume right after it — nothing lost, nothing
+        twice. Without the write-ahead log a recovered driver starts with ``None``.
+        """
+        return self._sup().last_stored_metadata()
 
     def storeBytes(self, data: bytes) -> None:
         """Store UTF-8 text made of whole lines (``\\n``-terminated, the last may be open).

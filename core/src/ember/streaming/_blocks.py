@@ -3,8 +3,14 @@
 A *block* is the records one receiver stored during one block interval (or in one
 ``storeMany`` call), kept serialized in the driver's memory. At each batch time the tracker
 *allocates* every block received since the previous batch to that batch; each block becomes
-one partition of the batch's RDD. The block generator cuts blocks from a buffer on a timer
-thread, so a receiver's ``store`` never waits for serialization.
+one partition of the batch's RDD, and the tracker remembers which blocks went to which batch
+time for as long as the stream remembers that batch (so a batch recomputed after a driver
+restart gets exactly its own blocks back). The block generator cuts blocks from a buffer on a
+timer thread, so a receiver's ``store`` never waits for serialization.
+
+With the write-ahead log on, every block carries the handle of its logged record, and
+:meth:`ReceivedBlockTracker.snapshot` describes a stream's blocks by those handles for the
+metadata checkpoint (see :mod:`ember.streaming._logged_blocks`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Block", "BlockGenerator", "ReceivedBlockTracker"]
+__all__ = ["Block", "BlockGenerator", "ReceivedBlockState", "ReceivedBlockTracker"]
 
 #: Codecs of block payloads: a serialized list of records, or UTF-8 text lines.
 CODEC_RECORDS = "records"
@@ -30,6 +36,8 @@ class Block:
 
     :ivar payload: the serialized records (``records``) or the raw text (``lines``).
     :ivar num_records: how many records it holds.
+    :ivar metadata: what the receiver gave ``storeMany`` with the records (JSON-compatible).
+    :ivar wal_handle: where the block is in the write-ahead log (``None`` when not logged).
     """
 
     block_id: str
@@ -38,6 +46,8 @@ class Block:
     codec: str
     num_records: int
     serializer: Any = None  # None: the standard library's pickle
+    metadata: Any = None
+    wal_handle: Any = None
 
     def records(self) -> list[Any]:
         """Decode the block on the driver (the workers do it for batches)."""
@@ -53,12 +63,42 @@ def serialize_records(records: list[Any], serializer: Any) -> bytes:
     return serializer.dumps_batch(records)
 
 
+@attrs.frozen
+class ReceivedBlockState:
+    """What a metadata checkpoint keeps of one logged receiver stream's blocks.
+
+    :ivar allocated: batch time → handles of the blocks given to that batch, for every batch
+        the stream still remembers (pending ones, and those windows or state may recompute).
+    :ivar unallocated: handles of the blocks stored and not yet given to a batch.
+    :ivar last_added: the handle of the last block stored; every record after it in the log
+        was stored after the snapshot (``None``: nothing stored yet).
+    :ivar last_metadata: the metadata of the last block stored with some.
+    """
+
+    allocated: dict[int, tuple[Any, ...]]
+    unallocated: tuple[Any, ...]
+    last_added: Any
+    last_metadata: Any = None
+
+    def low_water_ms(self) -> int | None:
+        """The time of the oldest logged record this state still needs (``None`` when it
+        cannot tell: nothing stored yet). Every record stored later has a later time."""
+        handles = [h for hs in self.allocated.values() for h in hs]
+        handles += self.unallocated
+        if self.last_added is not None:
+            handles.append(self.last_added)
+        return min((h.time_ms for h in handles), default=None)
+
+
 class ReceivedBlockTracker:
     """The blocks of every receiver stream, waiting for or allocated to batches."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._unallocated: dict[int, list[Block]] = {}
+        self._allocated: dict[int, dict[int, list[Block]]] = {}
+        self._last_added: dict[int, Any] = {}
+        self._last_metadata: dict[int, Any] = {}
         self._ids = itertools.count()
         self.bytes_held = 0
 
@@ -70,13 +110,34 @@ class ReceivedBlockTracker:
         with self._lock:
             self._unallocated.setdefault(block.stream_id, []).append(block)
             self.bytes_held += len(block.payload)
+            if block.wal_handle is not None:
+                self._last_added[block.stream_id] = block.wal_handle
+            if block.metadata is not None:
+                self._last_metadata[block.stream_id] = block.metadata
 
-    def allocate(self, stream_id: int) -> list[Block]:
-        """Every block of ``stream_id`` received so far, now owned by the calling batch."""
+    def allocate(self, stream_id: int, time_ms: int | None = None) -> list[Block]:
+        """The blocks of batch ``time_ms`` of ``stream_id``.
+
+        The first call for a time takes every block received so far; later calls for the
+        same time (a batch recomputed, or re-run after a driver restart) get the same
+        blocks, as long as :meth:`forget` has not dropped that time.
+        """
         with self._lock:
+            batches = self._allocated.setdefault(stream_id, {})
+            if time_ms is not None and time_ms in batches:
+                return list(batches[time_ms])
             blocks = self._unallocated.pop(stream_id, [])
             self.bytes_held -= sum(len(b.payload) for b in blocks)
-            return blocks
+            if time_ms is not None:
+                batches[time_ms] = blocks
+            return list(blocks)
+
+    def forget(self, stream_id: int, before_ms: int) -> None:
+        """Drop the allocations of batches at or before ``before_ms`` (never recomputed)."""
+        with self._lock:
+            batches = self._allocated.get(stream_id, {})
+            for t in [t for t in batches if t <= before_ms]:
+                del batches[t]
 
     def unallocated(self, stream_id: int) -> list[Block]:
         """The blocks of ``stream_id`` stored and not yet given to a batch (a copy)."""
@@ -87,6 +148,47 @@ class ReceivedBlockTracker:
         """Whether some stored block has not yet been given to a batch."""
         with self._lock:
             return any(self._unallocated.values())
+
+    def last_metadata(self, stream_id: int) -> Any:
+        """The metadata of the last block of ``stream_id`` stored with some (or ``None``)."""
+        with self._lock:
+            return self._last_metadata.get(stream_id)
+
+    def last_added(self, stream_id: int) -> Any:
+        """The write-ahead log handle of the last logged block of ``stream_id`` (or ``None``)."""
+        with self._lock:
+            return self._last_added.get(stream_id)
+
+    def snapshot(self, stream_id: int) -> ReceivedBlockState:
+        """The logged blocks of ``stream_id`` by their handles, for a checkpoint."""
+        with self._lock:
+            return ReceivedBlockState(
+                {t: tuple(b.wal_handle for b in bs if b.wal_handle is not None)
+                 for t, bs in self._allocated.get(stream_id, {}).items()},
+                tuple(b.wal_handle for b in self._unallocated.get(stream_id, ())
+                      if b.wal_handle is not None),
+                self._last_added.get(stream_id),
+                self._last_metadata.get(stream_id),
+            )
+
+    def restore(self, stream_id: int, allocated: dict[int, list[Block]],
+                unallocated: list[Block], last_added: Any, last_metadata: Any) -> None:
+        """Put back the blocks of ``stream_id`` read from its log after a driver restart.
+
+        ``unallocated`` go in front of any block stored since; batches at the times of
+        ``allocated`` get exactly those blocks.
+        """
+        with self._lock:
+            batches = self._allocated.setdefault(stream_id, {})
+            for t, blocks in allocated.items():
+                batches[t] = list(blocks)
+            waiting = self._unallocated.setdefault(stream_id, [])
+            waiting[:0] = unallocated
+            self.bytes_held += sum(len(b.payload) for b in unallocated)
+            if last_added is not None and stream_id not in self._last_added:
+                self._last_added[stream_id] = last_added
+            if last_metadata is not None and stream_id not in self._last_metadata:
+                self._last_metadata[stream_id] = last_metadata
 
 
 class BlockGenerator:

@@ -1,8 +1,9 @@
 """Metadata checkpoints: what a StreamingContext needs to restart after its driver died.
 
 A checkpoint holds the configuration, the DStream graph (cloudpickle), the batches generated
-but not completed, the last batch time, the input sources' positions and the data
-checkpoints (saved state RDDs) the graph refers to. One is written after each batch is
+but not completed, the last batch time, the input sources' positions, the data
+checkpoints (saved state RDDs) the graph refers to and, with the write-ahead log on, which
+logged blocks belong to which batch. One is written after each batch is
 generated and after each batch completes, as ``checkpoint-<batch time>`` in the checkpoint
 directory:
 
@@ -153,6 +154,9 @@ class Checkpoint:
     source_states: dict[int, Any]
     data_dirs: tuple[str, ...]
     fingerprint: str | None
+    #: Per logged receiver stream (write-ahead log on): its blocks by log handle, a
+    #: :class:`~ember.streaming._blocks.ReceivedBlockState`.
+    received_blocks: dict[int, Any] = attrs.field(factory=dict)
 
 
 #: The persistent id of an RDD in a pickled graph: ``(RDD_REF, paths, partitioner)``.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ember import wal
 from ember.events import StreamInputInfo
 from ember.rdd import RDD
 from ember.streaming.dstream import DStream
@@ -113,8 +114,35 @@ class ReceiverInputDStream(InputDStream):
             )
             return
         scheduler = self._ssc._scheduler
-        self.supervisor = ReceiverSupervisor(self._ssc, self.receiver, self.id, scheduler.tracker)
+        block_log = None
+        if wal.is_enabled(self._ssc.sparkContext._conf):
+            from ember.streaming._logged_blocks import open_block_log
+
+            block_log = open_block_log(self._ssc, self.id, scheduler.tracker)
+        self.supervisor = ReceiverSupervisor(self._ssc, self.receiver, self.id, scheduler.tracker,
+                                             block_log)
         self.supervisor.start()
+
+    def _validate_at_start(self) -> None:
+        super()._validate_at_start()
+        if wal.is_enabled(self._ssc.sparkContext._conf) and self._ssc._checkpoint_dir is None:
+            raise ValueError(
+                f"{wal.ENABLE_KEY} is on, but no checkpoint directory is set: the write-ahead "
+                f"log of received data lives in it. Call ssc.checkpoint(directory) (or use "
+                f"StreamingContext.getOrCreate) before start(), or turn the log off"
+            )
+
+    def _clear_metadata(self, time_ms: int) -> None:
+        super()._clear_metadata(time_ms)
+        scheduler = self._ssc._scheduler
+        if scheduler is None:
+            return
+        scheduler.tracker.forget(self.id, time_ms - self._remember_ms)
+        block_log = getattr(self.supervisor, "block_log", None)
+        if block_log is not None and scheduler._writer is None:
+            # no metadata checkpoints (the graph cannot be saved): nothing can be recovered,
+            # so the log keeps only what the running batches need
+            block_log.no_checkpoints(scheduler.tracker.snapshot(self.id))
 
     def _stop_receiving(self) -> None:
         if self.supervisor is not None:
@@ -123,7 +151,7 @@ class ReceiverInputDStream(InputDStream):
     def _compute(self, time_ms: int) -> RDD | None:
         from ember._engine.rdds import BlockRDD
 
-        blocks = self._ssc._scheduler.tracker.allocate(self.id)
+        blocks = self._ssc._scheduler.tracker.allocate(self.id, time_ms)
         self._ssc._scheduler.report_input(
             time_ms,
             StreamInputInfo(self.id, sum(b.num_records for b in blocks),

@@ -7,7 +7,9 @@ reports started / error / stopped to the hooks, limits its intake to
 ``ember.streaming.backpressure.enabled`` — adapts that rate after every batch to the rate at
 which batches are processed (a PID controller), so a source faster than the processing does
 not make memory grow without bound: ``store`` waits instead, and a TCP sender is slowed by
-the socket's own flow control.
+the socket's own flow control. With the write-ahead log on, each block is logged before it is
+added to the tracker (:class:`~ember.streaming._logged_blocks.BlockLog`), so ``storeMany``
+returns only once its block is logged.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ember.events import ReceiverInfo
 from ember.streaming._blocks import Block, BlockGenerator, ReceivedBlockTracker
+from ember.streaming._logged_blocks import check_metadata
 
 if TYPE_CHECKING:
     from ember.receivers import Receiver
+    from ember.streaming._logged_blocks import BlockLog
     from ember.streaming.context import StreamingContext
 
 __all__ = ["PIDRateEstimator", "RateLimiter", "ReceiverSupervisor"]
@@ -142,12 +148,15 @@ class ReceiverSupervisor:
     """Runs one receiver: start, store, restart, stop, report — see the module docstring."""
 
     def __init__(self, ssc: StreamingContext, receiver: Receiver, stream_id: int,
-                 tracker: ReceivedBlockTracker) -> None:
+                 tracker: ReceivedBlockTracker, block_log: BlockLog | None = None) -> None:
         conf = ssc.sparkContext._conf
         self.ssc = ssc
         self.receiver = receiver
         self.stream_id = stream_id
         self.tracker = tracker
+        self.block_log = block_log
+        if block_log is not None:
+            block_log.on_error = self._log_failed
         self.hooks = ssc.sparkContext._hooks
         self.restart_delay = conf.getDuration("ember.streaming.receiverRestartDelay", 2.0) or 0.0
         self.max_rate = conf.getFloat("ember.streaming.receiver.maxRate", 0.0) or None
@@ -167,7 +176,8 @@ class ReceiverSupervisor:
                 self.limiter.set_rate(min(initial, self.max_rate or initial))
         block_s = conf.getDuration("ember.streaming.blockInterval", 0.2) or 0.2
         self.generator = BlockGenerator(stream_id, block_s, tracker,
-                                        ssc.sparkContext._serializer_or_none(), self._store_block)
+                                        ssc.sparkContext._serializer_or_none(),
+                                        self._store_generated_block)
         self.records_received = 0
         self.last_error: tuple[str, str, int] | None = None
         self._restarting = False
@@ -244,6 +254,8 @@ class ReceiverSupervisor:
             if thread is not None and thread is not threading.current_thread():
                 thread.join()
         self.generator.stop()
+        if self.block_log is not None:
+            self.block_log.close()
         self._report_stopped()
 
     def _report_stopped(self) -> None:
@@ -333,13 +345,21 @@ class ReceiverSupervisor:
         self.records_received += 1
         self.generator.add_record(record)
 
-    def push_many(self, records: list[Any]) -> None:
+    def push_many(self, records: list[Any], metadata: Any = None) -> None:
         self._check_open()
         if not records:
             return
+        check_metadata(metadata)
         self.limiter.acquire(len(records))
         self.records_received += len(records)
-        self._store_block(self.generator.make_records_block(records))
+        block = self.generator.make_records_block(records)
+        if metadata is not None:
+            block = attrs.evolve(block, metadata=metadata)
+        self._store_block(block)
+
+    def last_stored_metadata(self) -> Any:
+        """The metadata of the last block stored with some (see ``Receiver.lastStoredMetadata``)."""
+        return self.tracker.last_metadata(self.stream_id)
 
     def push_bytes(self, data: bytes) -> None:
         self._check_open()
@@ -351,7 +371,23 @@ class ReceiverSupervisor:
         self.generator.add_text(data if data.endswith(b"\n") else data + b"\n", lines)
 
     def _store_block(self, block: Block) -> None:
-        self.tracker.add(block)
+        if self.block_log is None:
+            self.tracker.add(block)
+        else:
+            self.block_log.store(block)
+
+    def _store_generated_block(self, block: Block) -> None:
+        """A block cut by the generator (``store``/``storeBytes`` data): logged by the log's
+        writer thread, so the generator keeps its pace while the disk works."""
+        if self.block_log is None:
+            self.tracker.add(block)
+        else:
+            self.block_log.submit(block)
+
+    def _log_failed(self, block: Block, error: BaseException) -> None:
+        self._record_error(
+            f"writing a block of {block.num_records} records to the write-ahead log failed; "
+            f"the block is kept in memory only (lost if the driver fails)", error)
 
     # ------------------------------------------------------------------ backpressure
     def on_batch_completed(self, time_ms: int, elements: int, processing_ms: int,

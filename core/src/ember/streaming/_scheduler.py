@@ -334,6 +334,7 @@ class JobScheduler:
                           if isinstance(s, PullInputDStream)}
                 for out in self.graph.outputs:
                     dirs |= out._saved_dirs()
+                received = self._received_block_states()
         except Exception as exc:
             self._writer = None
             log.warning(
@@ -345,15 +346,23 @@ class JobScheduler:
             return
         cp = Checkpoint(time_ms, self.ssc.sparkContext._conf.getAll(), self.batch_ms,
                         self.graph.zero_ms or 0, pending, last, blob, states,
-                        tuple(sorted(dirs)), self.ssc._fingerprint)
+                        tuple(sorted(dirs)), self.ssc._fingerprint, received)
         try:
             path = writer.write(cp)
         except OSError as exc:
             log.error("writing the checkpoint of batch %d ms failed: %s", time_ms, exc)
             return
+        for stream in self._receiver_streams():  # the logs may now drop what none needs
+            if stream.id in received:
+                stream.supervisor.block_log.checkpoint_written(received[stream.id])
         from ember.events import CheckpointInfo
 
         self.hooks.checkpoint_written(CheckpointInfo(path, time_ms))
+
+    def _received_block_states(self) -> dict[int, Any]:
+        """The blocks of each receiver stream with a write-ahead log, by log handle."""
+        return {s.id: self.tracker.snapshot(s.id) for s in self._receiver_streams()
+                if s.supervisor is not None and s.supervisor.block_log is not None}
 
     # ------------------------------------------------------------------ waiting
     @property

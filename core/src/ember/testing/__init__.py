@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember._clock import ManualClock
+from ember.testing.replayable import ReplayableReceiver, ReplayableServer
 from ember.testing.sources import TestingFeed, TestingReceiver, TestingSource, TestingSourceError
 
 __all__ = [
     "ManualClock",
+    "ReplayableReceiver",
+    "ReplayableServer",
     "TestingFeed",
     "TestingReceiver",
     "TestingSource",
