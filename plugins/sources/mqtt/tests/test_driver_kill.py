@@ -83,7 +83,6 @@ def _written(out: Path) -> set[str]:
 @pytest.mark.slow
 def test_with_the_write_ahead_log_stored_and_acknowledged_messages_survive_a_driver_kill(
         brokers, tmp_path):
-    pytest.importorskip("ember.wal", reason="the write-ahead log has not landed in ember-core")
     broker = brokers(log_all=True)
     create_session(broker.url, "killed-driver", "kill/t")
     sent = [f"w-{i}" for i in range(60)]
