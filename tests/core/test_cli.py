@@ -89,7 +89,7 @@ def broken(site, tmp_path) -> Path:
         site,
         "ember-fake-twitter",
         "0.1.0",
-        {"ember.sources": {"twitter": "fake_twitter:TwitterSource"}},
+        {"ember.sources": {"chirper": "fake_twitter:TwitterSource"}},
         modules={
             "fake_twitter": f"open({str(tmp_path / 'imported')!r}, 'w').close()\n"
             "import tweepy_is_not_installed_here\n"
@@ -182,7 +182,7 @@ def test_check_exits_1_and_the_table_shows_a_broken_plugin(broken):
     assert result.returncode == 1
     assert [
         "sources",
-        "twitter",
+        "chirper",
         "ember-fake-twitter",
         "0.1.0",
         "-",
@@ -202,7 +202,7 @@ def test_verbose_shows_the_broken_plugins_traceback(broken):
 
 def test_json_carries_the_broken_plugins_traceback(broken):
     data = json.loads(ember("plugins", "--json", path=broken).stdout)
-    (twitter,) = [d for d in data if d["name"] == "twitter"]
+    (twitter,) = [d for d in data if d["name"] == "chirper"]
     assert twitter["status"].startswith("broken: ModuleNotFoundError")
     assert "fake_twitter.py" in twitter["error"]
 
@@ -211,7 +211,7 @@ def test_no_load_imports_no_plugin(broken, tmp_path):
     result = ember("plugins", "--no-load", "--check", path=broken)
     assert result.returncode == 0, "nothing was imported, so nothing is known to be broken"
     assert not (tmp_path / "imported").exists()
-    (twitter,) = [row for row in rows(result.stdout) if row[1] == "twitter"]
+    (twitter,) = [row for row in rows(result.stdout) if row[1] == "chirper"]
     assert twitter[-1] == "not loaded"
 
 
