@@ -12,7 +12,10 @@ counts; every run's counts are checked against a plain ``collections.Counter``.
 The Dask clusters are ``dask-local[1]`` and ``dask-local[2]``: a ``dask scheduler`` process and
 N ``dask worker`` processes (one thread each) on 127.0.0.1, started by ember-dask. Prints one
 JSON object: words/s for each master, the two ratios and whether they reach their targets
-(Dask with 2 workers >= 1.6x Dask with 1 worker, and >= 0.7x local[2]).
+(Dask with 2 workers >= 1.6x Dask with 1 worker, and >= 0.7x local[2]), plus the CPU
+seconds each run cost (the driver and every process it started) and the machine's load
+average, without which figures from a shared 2-core machine cannot be read: when other
+processes keep the cores busy, two workers cannot run twice as fast as one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import os
 import statistics
 import sys
 import time
+
+import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,12 +62,29 @@ def run_once(sc: Context, batches: list[list[str]], expected: collections.Counte
     return seconds
 
 
-def measure(master: str, batches: list[list[str]], expected: collections.Counter) -> float:
-    """Seconds of one run on ``master``, in a new context, after one warm-up batch."""
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and every process it started (the local
+    workers, the Dask scheduler and workers): what the run cost the machine."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(master: str, batches: list[list[str]],
+            expected: collections.Counter) -> tuple[float, float]:
+    """Seconds and CPU seconds of one run on ``master``, in a new context, after one
+    warm-up batch."""
     with Context(master, "dask_scaling") as sc:
         run_once(sc, batches[:1], collections.Counter(w for line in batches[0]
                                                       for w in line.split()))
-        return run_once(sc, batches, expected)
+        cpu = cpu_seconds()
+        seconds = run_once(sc, batches, expected)
+        return seconds, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -81,9 +103,13 @@ def main() -> None:
     masters = {"local[2]": "local[2]", "dask_1_worker": "dask-local[1]",
                "dask_2_workers": "dask-local[2]"}
     runs: dict[str, list[float]] = {name: [] for name in masters}
+    cpu: dict[str, list[float]] = {name: [] for name in masters}
+    load_before = os.getloadavg()[0]
     for _ in range(args.repeat):  # interleaved, so a busy moment hurts every master alike
         for name, master in masters.items():
-            runs[name].append(measure(master, batches, expected))
+            seconds, cpu_s = measure(master, batches, expected)
+            runs[name].append(seconds)
+            cpu[name].append(cpu_s)
     rate = {name: round(words / min(times)) for name, times in runs.items()}
     scaling = rate["dask_2_workers"] / rate["dask_1_worker"]
     vs_local = rate["dask_2_workers"] / rate["local[2]"]
@@ -97,6 +123,8 @@ def main() -> None:
         "seconds": {name: [round(t, 3) for t in times] for name, times in runs.items()},
         "median_words_per_s": {name: round(words / statistics.median(times))
                                for name, times in runs.items()},
+        "cpu_seconds": {name: [round(c, 2) for c in cs] for name, cs in cpu.items()},
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "dask_2_over_1": round(scaling, 3),
         "dask_2_over_local_2": round(vs_local, 3),
         "target": {"dask_2_over_1": ">= 1.6", "dask_2_over_local_2": ">= 0.7"},

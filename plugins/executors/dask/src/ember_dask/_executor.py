@@ -80,6 +80,8 @@ log = logging.getLogger("ember.dask")
 
 #: Stage keys remembered per worker (the worker's own cache holds 64).
 _SENT_STAGES = 256
+#: Tasks at least this large (pickled) go straight to their worker, not via the scheduler.
+_DIRECT_BYTES = 256 * 1024
 #: Seconds between two looks at the cluster's membership while submitting.
 _REFRESH_INTERVAL = 0.5
 
@@ -126,8 +128,11 @@ class DaskExecutor(Executor):
     """Runs ember's stages on a Dask distributed cluster (see the module docstring).
 
     Configuration: ``ember.dask.timeout`` (seconds to wait for the scheduler and the first
-    worker, default 60); ``ember.executorEnv.NAME`` sets environment variables of the
-    workers of a local cluster (a remote cluster's workers have their own environment).
+    worker, default 60); ``ember.dask.directToWorkers`` (default true: large tasks and all
+    results go straight between the driver and the workers; false sends everything through
+    the scheduler, for a driver that can reach only the scheduler);
+    ``ember.executorEnv.NAME`` sets environment variables of the workers of a local cluster
+    (a remote cluster's workers have their own environment).
     """
 
     name = "dask"
@@ -136,6 +141,7 @@ class DaskExecutor(Executor):
     def __init__(self, master: str, conf: Any, local_dir: str) -> None:
         super().__init__(master, conf, local_dir)
         timeout = float(conf.get("ember.dask.timeout") or 60)
+        self._direct = (conf.get("ember.dask.directToWorkers") or "true").lower() != "false"
         _scheme, rest = parse_master(master)
         self._uid = uuid.uuid4().hex[:10]
         self.cluster = None
@@ -161,7 +167,8 @@ class DaskExecutor(Executor):
     # ------------------------------------------------------------------ connecting
     def _connect(self, timeout: float) -> Client:
         try:
-            return Client(self.address, timeout=timeout, set_as_default=False)
+            return Client(self.address, timeout=timeout, set_as_default=False,
+                          direct_to_workers=self._direct)
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(
                 f"ember could not connect to the Dask scheduler at {self.address} "
@@ -172,8 +179,12 @@ class DaskExecutor(Executor):
 
     def _setup(self, timeout: float) -> None:
         client = self._client
+        wanted = 1
+        if self.cluster is not None:  # a local cluster: all of its workers, alive
+            self.cluster.replace_dead_workers()
+            wanted = self.cluster.n_workers
         try:
-            client.wait_for_workers(1, timeout=timeout)
+            client.wait_for_workers(wanted, timeout=timeout)
         except TimeoutError as exc:
             raise TimeoutError(
                 f"the Dask scheduler at {self.address} has no worker after {timeout}s: start "
@@ -278,8 +289,11 @@ class DaskExecutor(Executor):
             return future
         drops = take_released(target) if target is not None else ()
         key = f"ember-{getattr(fn, '__name__', 'task')}-{self._uid}-{next(self._keys)}"
+        payload: Any = data
+        if self._direct and len(data) >= _DIRECT_BYTES and target is not None:
+            payload = self._send_direct(data, target)
         dask_future = self._client.submit(
-            execute, data, drops, key=key, workers=[target] if target else None, pure=False,
+            execute, payload, drops, key=key, workers=[target] if target else None, pure=False,
         )
         with self._lock:
             self._pending[key] = _Pending(future, target, blob_key, dask_future)
@@ -336,6 +350,16 @@ class DaskExecutor(Executor):
             f"a streaming application that uses ssc.checkpoint() and "
             f"StreamingContext.getOrCreate() resumes from its last checkpoint."
         )
+
+    def _send_direct(self, data: bytes, target: str) -> Any:
+        """Put a large task (a received block, a parallelized slice) straight into its worker,
+        not through the scheduler, which would receive, copy and forward it; the task then
+        depends on it (and it is released with the task)."""
+        try:
+            return self._client.scatter([data], workers=[target], direct=True, hash=False)[0]
+        except Exception:  # the driver cannot reach the worker itself: via the scheduler
+            log.debug("direct scatter to %s failed", target, exc_info=True)
+            return data
 
     def _strip_known_stage(self, fn: Callable[..., Any], args: tuple,
                            target: str | None) -> tuple[tuple, str | None]:
