@@ -2,6 +2,7 @@
 paho-mqtt's own raw subscriber loop on the same broker, in the same run.
 
     python benchmarks/mqtt_ingest.py [--messages 200000] [--payload 64] [--master local[2]]
+                                     [--repeat 3]
 
 Needs the ``mosquitto`` program (Debian package ``mosquitto``) and ember-mqtt. A broker is
 started on a free port on 127.0.0.1. For every run, ``--messages`` messages are first queued at
@@ -65,9 +66,22 @@ def _preload(broker: MosquittoBroker, client_id: str, qos: int, n: int, payload:
         client.loop_stop()
 
 
+def _drop_session(broker: MosquittoBroker, client_id: str) -> None:
+    """End the persistent session of ``client_id``, so it queues no more of later runs'
+    messages."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", broker.port, 60, clean_start=True)
+    client.loop(1.0)
+    client.disconnect()
+
+
+_RUNS = iter(range(1_000_000))
+
+
 def raw_paho(broker: MosquittoBroker, qos: int, n: int, payload: bytes) -> float:
     """Messages/s of paho's own subscriber loop draining ``n`` queued messages."""
-    client_id = f"raw-{qos}"
+    client_id = f"raw-{qos}-{next(_RUNS)}"
     _preload(broker, client_id, qos, n, payload)
     count = 0
 
@@ -86,6 +100,7 @@ def raw_paho(broker: MosquittoBroker, qos: int, n: int, payload: bytes) -> float
     client.connect("127.0.0.1", broker.port, 60, clean_start=False, properties=props)
     client.loop_forever()
     elapsed = time.perf_counter() - t0
+    _drop_session(broker, client_id)
     assert count == n, f"the raw loop counted {count} of {n}"
     return n / elapsed
 
@@ -97,7 +112,7 @@ def ember_run(broker: MosquittoBroker, qos: int, wal: bool, n: int, payload: byt
     from ember.streaming import StreamingContext
     from ember_mqtt import MQTTUtils
 
-    client_id = f"ember-{qos}-{'wal' if wal else 'nowal'}"
+    client_id = f"ember-{qos}-{'wal' if wal else 'nowal'}-{next(_RUNS)}"
     _preload(broker, client_id, qos, n, payload)
     conf = Conf().set("ember.streaming.blockInterval", "200ms")
     if wal:
@@ -127,6 +142,7 @@ def ember_run(broker: MosquittoBroker, qos: int, wal: bool, n: int, payload: byt
     elapsed = time.perf_counter() - t0
     ssc.stop(stopSparkContext=True)
     checkpoints.cleanup()
+    _drop_session(broker, client_id)
     assert finished and total == n, f"ember counted {total} of {n}"
     return {"messages_per_s": round(n / elapsed), "seconds": round(elapsed, 3),
             "batches": batches}
@@ -134,7 +150,7 @@ def ember_run(broker: MosquittoBroker, qos: int, wal: bool, n: int, payload: byt
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--payload", type=int, default=64, help="bytes per message")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--repeat", type=int, default=3,
