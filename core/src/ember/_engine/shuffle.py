@@ -17,12 +17,13 @@ import collections
 import itertools
 import os
 import pickle
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 
-from ember._engine.partitioning import HashPartitioner, Partitioner
+from ember._engine.partitioning import HashPartitioner, Partitioner, portable_hash
 from ember.errors import FetchFailed
 
 __all__ = [
@@ -165,8 +166,17 @@ def _bucket(items: Iterable[tuple[Any, Any]], partitioner: Partitioner) -> list[
     appends = [b.append for b in buckets]
     if type(partitioner) is HashPartitioner:
         pf = partitioner.partitionFunc
-        for kv in items:
-            appends[pf(kv[0]) % n](kv)
+        if pf is portable_hash:  # the common case, inlined for str keys (same hash)
+            crc32 = zlib.crc32
+            for kv in items:
+                k = kv[0]
+                if type(k) is str:
+                    appends[crc32(k.encode("utf-8", "surrogatepass")) % n](kv)
+                else:
+                    appends[portable_hash(k) % n](kv)
+        else:
+            for kv in items:
+                appends[pf(kv[0]) % n](kv)
     else:
         for kv in items:
             appends[partitioner(kv[0])](kv)
