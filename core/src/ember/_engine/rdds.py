@@ -30,6 +30,7 @@ from ember._engine.inputs import (
 )
 from ember._engine.partitioning import Partitioner
 from ember._engine.shuffle import Aggregator, ShuffleSpec, read_shuffle
+from ember.errors import FetchFailed
 from ember.rdd import RDD
 
 if TYPE_CHECKING:
@@ -407,7 +408,11 @@ class _ReadShuffle:
         # The spec leaves the shuffle id out (-1) so that the function is the same for every
         # shuffle of one pipeline; the split knows it, and a FetchFailed must name it.
         spec = attrs.evolve(self.spec, shuffle_id=split.shuffle_id)
-        return read_shuffle(list(split.outputs), split.index, spec)
+        outputs = list(split.outputs)
+        for map_id, output in enumerate(outputs):
+            if output is None:  # forgotten (its worker died) after this task was planned
+                raise FetchFailed(split.shuffle_id, map_id, "it was lost before the task ran")
+        return read_shuffle(outputs, split.index, spec)
 
 
 def _remove_outputs(outputs: list[Any]) -> None:

@@ -119,3 +119,20 @@ def test_broadcasts_are_scattered_once_and_released(sc: Context) -> None:
     assert not os.path.exists(os.path.join(sc._local_dir, "broadcast-0"))
     table.destroy()
     assert keys[0] not in _broadcasts
+
+
+def test_workers_with_other_versions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ember_dask._executor as executor_module
+
+    real = executor_module.environment()
+    driver = os.getpid()
+
+    def environment() -> dict[str, str]:  # the driver pretends to have another cloudpickle
+        return {**real, "cloudpickle": "0.0.1"} if os.getpid() == driver else real
+
+    monkeypatch.setattr(executor_module, "environment", environment)
+    with pytest.raises(RuntimeError, match=r"cloudpickle.*install matching versions"):
+        Context(MASTER, "dask-version-mismatch")
+    monkeypatch.undo()
+    with Context(MASTER, "dask-after-mismatch") as sc:  # nothing was left half started
+        assert sc.parallelize(range(4), 2).sum() == 6

@@ -55,6 +55,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 import cloudpickle
@@ -324,6 +325,10 @@ class DaskExecutor(Executor):
                     self._client.unpublish_dataset(key)
             except Exception:
                 log.debug("could not clean up after executor %s", self._uid, exc_info=True)
+        with self._lock:
+            running = [p.future for p in self._pending.values()]
+        if wait and running:  # e.g. the context's last clean-up tasks on every worker
+            futures_wait(running, timeout=10)
         self._done.put(None)
         self._gatherer.join(10)
         with self._lock:

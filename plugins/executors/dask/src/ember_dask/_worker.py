@@ -54,7 +54,7 @@ def environment() -> dict[str, str]:
     import ember
 
     return {
-        "python": platform.python_version(),
+        "python": ".".join(platform.python_version_tuple()[:2]),
         "ember-core": ember.__version__,
         "cloudpickle": cloudpickle.__version__,
     }
