@@ -54,7 +54,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
 
@@ -209,6 +209,7 @@ class DaskExecutor(Executor):
         self._closed = False
         #: Keys of finished Dask futures, ("unpublish", key) requests, None to stop.
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._senders = ThreadPoolExecutor(4, thread_name_prefix=f"ember-dask-send-{self._uid}")
         self._gatherer = threading.Thread(target=self._gather_loop, daemon=True,
                                           name=f"ember-dask-gatherer-{self._uid}")
         self._gatherer.start()
@@ -290,12 +291,31 @@ class DaskExecutor(Executor):
             return future
         drops = take_released(target) if target is not None else ()
         key = f"ember-{getattr(fn, '__name__', 'task')}-{self._uid}-{next(self._keys)}"
-        payload: Any = data
         if self._direct and len(data) >= _DIRECT_BYTES and target is not None:
-            payload = self._send_direct(data, target)
-        dask_future = self._client.submit(
-            execute, payload, drops, key=key, workers=[target] if target else None, pure=False,
-        )
+            # Sending it takes a while: in the background, so the next task (e.g. the other
+            # half of a batch, for another worker) is on its way at the same time.
+            self._senders.submit(self._dispatch, future, key, data, drops, target, blob_key)
+        else:
+            self._dispatch(future, key, data, drops, target, blob_key)
+        return future
+
+    def _dispatch(self, future: Future, key: str, data: bytes, drops: tuple[str, ...],
+                  target: str | None, blob_key: str | None) -> None:
+        """Hand one task to Dask (large ones straight to their worker first)."""
+        if future.cancelled():
+            return
+        payload: Any = data
+        try:
+            if self._direct and len(data) >= _DIRECT_BYTES and target is not None:
+                payload = self._send_direct(data, target)
+            dask_future = self._client.submit(
+                execute, payload, drops, key=key, workers=[target] if target else None,
+                pure=False,
+            )
+        except Exception as exc:  # e.g. the client is closing: the task could not start
+            lost = self._client.status != "running" and not self._closed
+            _settle(future, exc=self._scheduler_lost() if lost else exc)
+            return
         with self._lock:
             self._pending[key] = _Pending(future, target, blob_key, dask_future)
             died = target in self._dead  # it died while this task was on its way
@@ -303,7 +323,6 @@ class DaskExecutor(Executor):
         if died:
             self._fail_tasks_of(target)  # type: ignore[arg-type]
         future.add_done_callback(lambda f: f.cancelled() and dask_future.cancel())
-        return future
 
     def shutdown(self, wait: bool = True) -> None:
         """Drop this executor's map outputs and broadcasts from the workers; disconnect.
@@ -325,6 +344,7 @@ class DaskExecutor(Executor):
                     self._client.unpublish_dataset(key)
             except Exception:
                 log.debug("could not clean up after executor %s", self._uid, exc_info=True)
+        self._senders.shutdown(wait=True)
         with self._lock:
             running = [p.future for p in self._pending.values()]
         if wait and running:  # e.g. the context's last clean-up tasks on every worker
