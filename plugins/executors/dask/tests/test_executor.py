@@ -136,3 +136,51 @@ def test_workers_with_other_versions_are_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.undo()
     with Context(MASTER, "dask-after-mismatch") as sc:  # nothing was left half started
         assert sc.parallelize(range(4), 2).sum() == 6
+
+
+def test_the_same_streaming_program_gives_the_same_batches_as_in_process() -> None:
+    from ember.testing import run_batches
+
+    def build(stream: Any) -> Any:
+        pairs = stream.flatMap(str.split).map(lambda w: (w, 1))
+        windowed = pairs.reduceByKeyAndWindow(operator.add, operator.sub, 3.0, 1.0)
+        totals = pairs.updateStateByKey(lambda new, old: sum(new) + (old or 0))
+        return windowed.join(totals).filter(lambda kv: kv[1][0] > 0)
+
+    batches = [[f"w{(i * 7 + j) % 13} w{j % 5}" for j in range(30)] for i in range(6)]
+    expected = run_batches(build, batches, master="inline", ordered=False)
+    assert run_batches(build, batches, master=MASTER, ordered=False) == expected
+    assert any(expected), "the program must produce something to compare"
+
+
+def test_blocks_received_on_the_driver_are_processed_on_the_workers() -> None:
+    from ember.streaming import StreamingContext
+    from ember.testing import ManualClock, advance_batches
+    from ember.testing.sources import TestingFeed, TestingSource
+
+    feed = TestingFeed()
+    with Context(MASTER, "dask-receiver") as sc:
+        ssc = StreamingContext(sc, 1.0, clock=ManualClock())
+        seen: list[tuple[dict[str, int], set[int]]] = []
+
+        def keep(rdd: Any) -> None:
+            counts = rdd.collect()
+            pids = set(rdd.map(lambda _kv: os.getpid()).collect())
+            seen.append((dict(counts), pids))
+
+        (TestingSource(feed=feed, method="storeMany", batch_size=50).createStream(ssc)
+         .map(lambda w: (w, 1)).reduceByKey(operator.add).foreachRDD(keep))
+        ssc.start()
+        try:
+            words = [f"w{i % 7}" for i in range(700)]
+            feed.send(words)
+            assert feed.wait_delivered(len(words), 30)
+            advance_batches(ssc, 1, timeout=60)
+        finally:
+            ssc.stop(stopSparkContext=False)
+    total: dict[str, int] = {}
+    for counts, pids in seen:
+        for w, c in counts.items():
+            total[w] = total.get(w, 0) + c
+        assert os.getpid() not in pids
+    assert total == {f"w{i}": 100 for i in range(7)}
