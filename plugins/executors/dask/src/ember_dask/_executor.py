@@ -83,8 +83,9 @@ log = logging.getLogger("ember.dask")
 _SENT_STAGES = 256
 #: Tasks at least this large (pickled) go straight to their worker, not via the scheduler.
 _DIRECT_BYTES = 256 * 1024
-#: Seconds between two looks at the cluster's membership while submitting.
-_REFRESH_INTERVAL = 0.5
+#: Seconds between two looks at the cluster's membership while submitting (a look is a
+#: round trip to the scheduler; workers leaving or joining trigger one at once anyway).
+_REFRESH_INTERVAL = 5.0
 
 #: Broadcasts scattered by live executors: key -> (Dask future, pickled bytes, executor).
 _broadcasts: dict[str, tuple[DaskFuture, bytes, DaskExecutor]] = {}
