@@ -23,8 +23,9 @@ shares, as with Spark.
 
 - :meth:`Executor.map_output_store` returns a picklable, deterministic (equal pickles for
   equal stores) object with ``put(shuffle_id, map_id, attempt, buckets) -> output``. A map
-  task calls it on its worker with ``buckets[r]``, the records for reduce partition ``r``
-  serialized with the shuffle's serializer (``b""`` when empty). The store keeps the bytes
+  task calls it on its worker with ``buckets[r]``, the bucket for reduce partition ``r``
+  (two parallel lists, ``[keys, values]``) serialized with the shuffle's ``dumps_batch``
+  (``b""`` when empty). The store keeps the bytes
   (on that worker) and returns a small picklable *map output*, which travels to the driver
   and inside the reduce tasks' splits. ``output.read(reduce_id, serializer, shuffle_id)``
   runs in a reduce task on any worker and returns ``serializer.loads_batch`` of bucket
