@@ -345,9 +345,26 @@ def test_the_queue_is_taken_when_the_stream_is_made(sc, make_ssc):
     out: list = []
     collect(ssc.queueStream(batches), out)
     batches.append([2])  # later changes to the caller's list are not seen
+    batches[0].append(9)  # nor to the lists in it: they were parallelized, as in PySpark
     ssc.start()
     advance_batches(ssc, 2)
     assert out == [(1000, [1]), (2000, [])]
+
+
+def test_queued_lists_keep_their_record_counts(sc, make_ssc):
+    ssc = make_ssc()
+    infos: list = []
+    ssc.queueStream([[1, 2, 3], sc.parallelize([4])]).foreachRDD(lambda rdd: None)
+    from ember.streaming import StreamingListener
+
+    class Seen(StreamingListener):
+        def onBatchCompleted(self, batchCompleted):
+            infos.append(batchCompleted.batchInfo().numRecords())
+
+    ssc.addStreamingListener(Seen())
+    ssc.start()
+    advance_batches(ssc, 2)
+    assert infos[0] == 3
 
 
 def test_stream_by_plugin_name(sc, make_ssc):

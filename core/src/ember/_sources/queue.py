@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ember.rdd import RDD
 from ember.sources import Delivery, PullSource
 
@@ -19,12 +21,22 @@ if TYPE_CHECKING:
 __all__ = ["QueueSource"]
 
 
+@attrs.frozen
+class _Parallelized:
+    """A queued list, already made an RDD, and how many records it had."""
+
+    rdd: RDD
+    count: int | None
+
+
 class QueueSource(PullSource):
     """Each batch takes the next item of ``rdds`` (or all of them with ``oneAtATime=False``).
 
-    :param rdds: RDDs or plain lists (a list becomes ``parallelize(list)`` when its batch
-        comes). The items are taken when the stream is created; later changes to the
-        caller's list are not seen (as in PySpark).
+    :param rdds: RDDs or plain lists. The items are taken when the stream is created, and
+        each list becomes ``parallelize(list)`` right then, as PySpark's ``queueStream``
+        does: its records are serialized once, before the stream starts, not in the
+        scheduler's thread while earlier batches run. Later changes to the caller's lists
+        are not seen (as in PySpark).
     :param oneAtATime: one item per batch (default), or everything queued in one batch.
     :param default: the RDD (or list) of a batch when the queue is empty; an empty RDD if
         ``None``.
@@ -55,10 +67,19 @@ class QueueSource(PullSource):
         self.oneAtATime = oneAtATime
         self.default = default
 
+    def createStream(self, ssc: StreamingContext) -> Any:
+        with self._lock:
+            self._queue = collections.deque(
+                _Parallelized(*self._rdd(ssc, item)) for item in self._queue
+            )
+        return super().createStream(ssc)
+
     def describe(self) -> str:
         return f"queue of {len(self._queue)} batches"
 
     def _rdd(self, ssc: StreamingContext, item: Any) -> tuple[RDD, int | None]:
+        if isinstance(item, _Parallelized):
+            return item.rdd, item.count
         if isinstance(item, RDD):
             return item, None
         return ssc.sparkContext.parallelize(item), len(item)
