@@ -11,12 +11,13 @@ from __future__ import annotations
 import glob
 import gzip
 import io
+import itertools
 import os
 import pickle
 import shutil
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -334,26 +335,116 @@ def commit_output(tmp: str, target: str, replace: bool = False) -> None:
         os.rename(tmp, target)
 
 
+#: Text blocks are decoded and split this many bytes at a time (cut at line breaks), so a
+#: task never holds a whole block's lines at once.
+DECODE_SLICE_BYTES = 1 << 20
+
+
 @attrs.frozen
 class BlockSplit:
-    """A partition made of one received block (see ``ember.streaming._blocks``)."""
+    """A partition made of one received block (see ``ember.streaming._blocks``).
+
+    A block spilled to disk has an empty ``payload`` and its file's ``path``: a worker that
+    sees the driver's files reads it there; with ``ship`` (workers elsewhere) the file is
+    read on the driver when the split is pickled, and travels as the payload.
+    """
 
     index: int
     payload: bytes
     codec: str
     serializer: Any = None
     errors: str = "replace"
+    path: str | None = None
+    ship: bool = False
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self.path is not None and self.ship:
+            return (BlockSplit, (self.index, _read_spilled(self.path), self.codec,
+                                 self.serializer, self.errors))
+        return (BlockSplit, (self.index, self.payload, self.codec, self.serializer,
+                             self.errors, self.path))
+
+
+def _read_spilled(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(_gone(path)) from None
+
+
+def _gone(path: str) -> str:
+    return (f"received block file {path} is gone: its batch was forgotten (it is older "
+            f"than the stream's remember duration) or the streaming context stopped")
+
+
+def _memory_slices(data: bytes) -> Iterator[memoryview]:
+    """``data`` in slices of about :data:`DECODE_SLICE_BYTES`, each ending after a line
+    break (the last one may not)."""
+    n = len(data)
+    view = memoryview(data)
+    start = 0
+    while start < n:
+        end = start + DECODE_SLICE_BYTES
+        if end < n:
+            nl = data.rfind(b"\n", start, end)
+            if nl < 0:
+                nl = data.find(b"\n", end)
+            end = n if nl < 0 else nl + 1
+        yield view[start:end]
+        start = end
+
+
+def _file_slices(path: str) -> Iterator[bytes]:
+    """The file's bytes in slices of about :data:`DECODE_SLICE_BYTES`, each ending after a
+    line break (the last one may not)."""
+    try:
+        f = open(path, "rb")  # closed by the with below, in the generator
+    except FileNotFoundError:
+        raise FileNotFoundError(_gone(path)) from None
+    with f:
+        carry = b""
+        while True:
+            data = f.read(DECODE_SLICE_BYTES)
+            if not data:
+                break
+            if carry:
+                data = carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            if cut == len(data):
+                carry = b""
+                yield data
+            else:
+                carry = data[cut:]
+                yield data[:cut]
+        if carry:
+            yield carry
+
+
+def _slice_lines(errors: str) -> Callable[[Any], list[str]]:
+    def lines(chunk: Any) -> list[str]:
+        text = str(chunk, "utf-8", errors)
+        if text.endswith("\n"):
+            text = text[:-1]
+        return text.split("\n")
+    return lines
 
 
 def decode_block(block: Any) -> Iterator[Any]:
-    """The records of a received block: deserialized records, or decoded text lines."""
+    """The records of a received block: deserialized records, or decoded text lines.
+
+    Text is decoded a slice at a time (lazily, as the task consumes the lines); a spilled
+    block is read from its file.
+    """
+    path = getattr(block, "path", None)
     if block.codec == "lines":
-        data = block.payload
-        if data.endswith(b"\n"):
-            data = data[:-1]
-        if not data and not block.payload:
-            return iter(())
-        return iter(data.decode("utf-8", getattr(block, "errors", "replace")).split("\n"))
+        slices = _file_slices(path) if path is not None else _memory_slices(block.payload)
+        return itertools.chain.from_iterable(
+            map(_slice_lines(getattr(block, "errors", "replace")), slices))
+    payload = _read_spilled(path) if path is not None else block.payload
     if block.serializer is None:
-        return iter(pickle.loads(block.payload))
-    return iter(block.serializer.loads_batch(block.payload))
+        return iter(pickle.loads(payload))
+    return iter(block.serializer.loads_batch(payload))

@@ -176,8 +176,11 @@ class BlockRDD(RDD):
 
     def __init__(self, ctx: Context, blocks: list[Any], errors: str = "replace") -> None:
         super().__init__(ctx)
+        ship = not ctx._executor.shares_driver_files  # spilled blocks travel as bytes
         self._split_list = [
-            BlockSplit(i, b.payload, b.codec, b.serializer, errors) for i, b in enumerate(blocks)
+            BlockSplit(i, b.payload, b.codec, b.serializer, errors, getattr(b, "path", None),
+                       ship)
+            for i, b in enumerate(blocks)
         ]
 
     def _raw_num_partitions(self) -> int:
@@ -477,7 +480,7 @@ class ShuffledRDD(RDD):
             partitioner=self.partitioner,  # type: ignore[arg-type]
             aggregator=self._aggregator,
             map_side_combine=self._map_side_combine,
-            directory=self.ctx._local_dir if local and store is None else None,
+            directory=self.ctx._memory_dir if local and store is None else None,
             serializer=self.ctx._serializer() if local else None,
             store=store,
             count_keys=self._count_keys,

@@ -1,12 +1,25 @@
 """Received blocks: how records pushed by receivers are grouped, kept and handed to batches.
 
 A *block* is the records one receiver stored during one block interval (or in one
-``storeMany`` call), kept serialized in the driver's memory. At each batch time the tracker
+``storeMany`` call, or up to ``ember.streaming.blockMaxBytes`` of text, whichever comes
+first), kept serialized in the driver's memory. At each batch time the tracker
 *allocates* every block received since the previous batch to that batch; each block becomes
 one partition of the batch's RDD, and the tracker remembers which blocks went to which batch
 time for as long as the stream remembers that batch (so a batch recomputed after a driver
 restart gets exactly its own blocks back). The block generator cuts blocks from a buffer on a
-timer thread, so a receiver's ``store`` never waits for serialization.
+timer thread, so a receiver's ``store`` never waits for serialization; text is also cut as
+soon as it reaches the size cap, so a fast source gives a batch many partitions rather than
+one huge one.
+
+The driver's memory for blocks is bounded: the tracker counts the bytes of the blocks it
+keeps in memory (waiting for a batch, or remembered by one). When the receiver's storage level
+allows disk — Spark's default for receivers, ``MEMORY_AND_DISK_SER_2``, does — a block that
+would take that count over ``ember.streaming.receiver.spillThreshold`` is written to a file of
+the context's local directory (*spilled*), and the workers read it from there. With a
+memory-only level, a block that would take it over ``ember.streaming.receiver.maxMemory``
+makes the store *wait* until batches free memory (nothing is dropped: the receiving thread
+slows down, and a TCP sender with it). Spilled files are removed when their batch is
+forgotten, and all of them with the tracker.
 
 With the write-ahead log on, every block carries the handle of its logged record, and
 :meth:`ReceivedBlockTracker.snapshot` describes a stream's blocks by those handles for the
@@ -16,12 +29,19 @@ metadata checkpoint (see :mod:`ember.streaming._logged_blocks`).
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import pickle
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+log = logging.getLogger("ember.streaming")
 
 __all__ = ["Block", "BlockGenerator", "ReceivedBlockState", "ReceivedBlockTracker"]
 
@@ -38,6 +58,9 @@ class Block:
     :ivar num_records: how many records it holds.
     :ivar metadata: what the receiver gave ``storeMany`` with the records (JSON-compatible).
     :ivar wal_handle: where the block is in the write-ahead log (``None`` when not logged).
+    :ivar path: the file holding the payload when the block was spilled to disk (the
+        payload is then empty), else ``None``.
+    :ivar spilled_bytes: the size of that file.
     """
 
     block_id: str
@@ -48,6 +71,13 @@ class Block:
     serializer: Any = None  # None: the standard library's pickle
     metadata: Any = None
     wal_handle: Any = None
+    path: str | None = None
+    spilled_bytes: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        """The size of the serialized payload, in memory or in its file."""
+        return self.spilled_bytes if self.path is not None else len(self.payload)
 
     def records(self) -> list[Any]:
         """Decode the block on the driver (the workers do it for batches)."""
@@ -90,26 +120,141 @@ class ReceivedBlockState:
         return min((h.time_ms for h in handles), default=None)
 
 
+class _MemoryPolicy:
+    """How one stream's blocks may use memory: spill to disk or wait, and when to stop
+    waiting (its receiver stopping for good)."""
+
+    def __init__(self, use_disk: bool, stopping: Callable[[], bool]) -> None:
+        self.use_disk = use_disk
+        self.stopping = stopping
+
+
+def _remove_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class ReceivedBlockTracker:
-    """The blocks of every receiver stream, waiting for or allocated to batches."""
+    """The blocks of every receiver stream, waiting for or allocated to batches.
+
+    Also the driver's memory budget for them (see the module docstring): ``configure``
+    sets it, :meth:`set_policy` says per stream whether a block over budget is spilled to
+    disk or waits. Unconfigured, every block stays in memory.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # memory was freed
         self._unallocated: dict[int, list[Block]] = {}
         self._allocated: dict[int, dict[int, list[Block]]] = {}
         self._last_added: dict[int, Any] = {}
         self._last_metadata: dict[int, Any] = {}
         self._ids = itertools.count()
+        #: Bytes of the blocks not yet given to a batch (in memory or spilled).
         self.bytes_held = 0
+        #: Bytes of the blocks kept in the driver's memory (waiting or remembered).
+        self.bytes_in_memory = 0
+        #: Bytes written to spill files so far (a running total, for reports).
+        self.bytes_spilled_total = 0
+        self.spill_threshold: int | None = None
+        self.max_memory: int | None = None
+        self._spill_base: str | None = None
+        self._spill_dir: str | None = None
+        self._policies: dict[int, _MemoryPolicy] = {}
 
     def new_block_id(self, stream_id: int) -> str:
         return f"input-{stream_id}-{next(self._ids)}"
 
+    # ------------------------------------------------------------------ memory budget
+    def configure(self, spill_threshold: int | None, max_memory: int | None,
+                  spill_base: str | None) -> None:
+        """Spill blocks of disk-level streams beyond ``spill_threshold`` bytes in memory;
+        make memory-only streams wait beyond ``max_memory`` (``None``: no bound). Spill
+        files go to a directory of their own under ``spill_base``."""
+        with self._lock:
+            self.spill_threshold = spill_threshold if spill_threshold else None
+            self.max_memory = max_memory if max_memory else None
+            self._spill_base = spill_base
+
+    def set_policy(self, stream_id: int, use_disk: bool, stopping: Callable[[], bool]) -> None:
+        """Blocks of ``stream_id`` over the budget are spilled (``use_disk``) or wait for
+        room until ``stopping()`` is true (then they are kept in memory anyway)."""
+        with self._lock:
+            self._policies[stream_id] = _MemoryPolicy(use_disk, stopping)
+
+    def _place(self, block: Block) -> bool:
+        """Reserve memory for ``block`` or decide to spill it (``True``), waiting for room
+        when its stream may not use disk. Called with the lock held."""
+        size = len(block.payload)
+        policy = self._policies.get(block.stream_id)
+        if block.path is not None or not size or policy is None:
+            self.bytes_in_memory += size if block.path is None else 0
+            return False
+        if policy.use_disk and self._spill_base is not None:
+            if self.spill_threshold is not None and \
+                    self.bytes_in_memory + size > self.spill_threshold:
+                return True
+        elif self.max_memory is not None:
+            # memory only: wait until batches free memory (a block alone always fits)
+            while (self.bytes_in_memory and self.bytes_in_memory + size > self.max_memory
+                   and not policy.stopping()):
+                self._room.wait(0.05)
+        self.bytes_in_memory += size
+        return False
+
+    def _spill(self, block: Block) -> Block:
+        """Write ``block``'s payload to a file of its own (a temporary name, then renamed:
+        a reader never sees a partial file) and return the block pointing at it."""
+        with self._lock:
+            if self._spill_dir is None:
+                assert self._spill_base is not None
+                os.makedirs(self._spill_base, exist_ok=True)
+                self._spill_dir = tempfile.mkdtemp(prefix="received-blocks-",
+                                                   dir=self._spill_base)
+                weakref.finalize(self, _remove_dir, self._spill_dir)
+            directory = self._spill_dir
+        path = os.path.join(directory, block.block_id)
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(block.payload)
+        os.replace(tmp, path)
+        return attrs.evolve(block, payload=b"", path=path, spilled_bytes=len(block.payload))
+
+    def _release(self, blocks: list[Block]) -> None:
+        """Blocks no batch will read again: free their memory, remove their files.
+        Called with the lock held."""
+        freed = 0
+        for b in blocks:
+            if b.path is None:
+                freed += len(b.payload)
+            else:
+                try:
+                    os.unlink(b.path)
+                except OSError:
+                    pass
+        if freed:
+            self.bytes_in_memory -= freed
+            self._room.notify_all()
+
+    # ------------------------------------------------------------------ blocks
     def add(self, block: Block) -> None:
-        """Keep a stored block until the next batch takes it."""
+        """Keep a stored block until the next batch takes it (in memory, or spilled to a
+        file when over the memory budget; waits for room for a memory-only stream)."""
+        with self._lock:
+            spill = self._place(block)
+        if spill:
+            try:
+                block = self._spill(block)
+                with self._lock:
+                    self.bytes_spilled_total += block.spilled_bytes
+            except OSError as exc:
+                log.warning("could not write received block %s to %s (%s): it is kept in "
+                            "memory, over ember.streaming.receiver.spillThreshold",
+                            block.block_id, self._spill_dir or self._spill_base, exc)
+                with self._lock:
+                    self.bytes_in_memory += len(block.payload)
         with self._lock:
             self._unallocated.setdefault(block.stream_id, []).append(block)
-            self.bytes_held += len(block.payload)
+            self.bytes_held += block.nbytes
             if block.wal_handle is not None:
                 self._last_added[block.stream_id] = block.wal_handle
             if block.metadata is not None:
@@ -127,17 +272,21 @@ class ReceivedBlockTracker:
             if time_ms is not None and time_ms in batches:
                 return list(batches[time_ms])
             blocks = self._unallocated.pop(stream_id, [])
-            self.bytes_held -= sum(len(b.payload) for b in blocks)
+            self.bytes_held -= sum(b.nbytes for b in blocks)
             if time_ms is not None:
                 batches[time_ms] = blocks
+            else:  # not remembered: the caller holds the only reference
+                self.bytes_in_memory -= sum(len(b.payload) for b in blocks if b.path is None)
+                self._room.notify_all()
             return list(blocks)
 
     def forget(self, stream_id: int, before_ms: int) -> None:
-        """Drop the allocations of batches at or before ``before_ms`` (never recomputed)."""
+        """Drop the allocations of batches at or before ``before_ms`` (never recomputed):
+        their memory counts no more, their spill files are removed."""
         with self._lock:
             batches = self._allocated.get(stream_id, {})
             for t in [t for t in batches if t <= before_ms]:
-                del batches[t]
+                self._release(batches.pop(t))
 
     def unallocated(self, stream_id: int) -> list[Block]:
         """The blocks of ``stream_id`` stored and not yet given to a batch (a copy)."""
@@ -184,7 +333,9 @@ class ReceivedBlockTracker:
                 batches[t] = list(blocks)
             waiting = self._unallocated.setdefault(stream_id, [])
             waiting[:0] = unallocated
-            self.bytes_held += sum(len(b.payload) for b in unallocated)
+            self.bytes_held += sum(b.nbytes for b in unallocated)
+            self.bytes_in_memory += sum(len(b.payload) for bs in allocated.values() for b in bs)
+            self.bytes_in_memory += sum(len(b.payload) for b in unallocated)
             if last_added is not None and stream_id not in self._last_added:
                 self._last_added[stream_id] = last_added
             if last_metadata is not None and stream_id not in self._last_metadata:
@@ -192,22 +343,31 @@ class ReceivedBlockTracker:
 
 
 class BlockGenerator:
-    """Buffers one receiver's single records and raw text; cuts a block every interval.
+    """Buffers one receiver's single records and raw text; cuts a block every interval,
+    and a text block as soon as ``max_bytes`` of text are buffered.
+
+    Blocks are stored (``push``) one at a time and in the order their data was buffered,
+    whichever thread cuts them (the timer, or a store that filled the buffer).
 
     :param push: stores a finished block (blocks while the block is being stored).
+    :param max_bytes: the size cap of a text block (``None``: the interval alone cuts).
     """
 
     def __init__(self, stream_id: int, interval_s: float, tracker: ReceivedBlockTracker,
-                 serializer: Any, push: Callable[[Block], None]) -> None:
+                 serializer: Any, push: Callable[[Block], None],
+                 max_bytes: int | None = None) -> None:
         self.stream_id = stream_id
         self.interval_s = interval_s
         self.tracker = tracker
         self.serializer = serializer
         self.push = push
+        self.max_bytes = max_bytes if max_bytes and max_bytes > 0 else None
         self._lock = threading.Lock()
+        self._push_lock = threading.Lock()  # cut-and-push, so blocks keep their order
         self._records: list[Any] = []
         self._text: list[bytes] = []
         self._text_lines = 0
+        self._text_bytes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -231,9 +391,24 @@ class BlockGenerator:
             self._records.append(record)
 
     def add_text(self, data: bytes, lines: int) -> None:
+        """Buffer ``lines`` whole lines of text; cut a block (in this thread) once the
+        buffer reaches the size cap. Text larger than the cap is cut at line breaks into
+        blocks of about the cap each."""
+        cap = self.max_bytes
+        if cap is not None and len(data) > cap:
+            with self._push_lock:
+                self._flush_text()  # what came before goes first
+                for piece in _cut_lines(data, cap):
+                    self._push_text([piece], piece.count(b"\n"))
+            return
         with self._lock:
             self._text.append(data)
             self._text_lines += lines
+            self._text_bytes += len(data)
+            full = cap is not None and self._text_bytes >= cap
+        if full:
+            with self._push_lock:
+                self._flush_text()
 
     def make_records_block(self, records: list[Any]) -> Block:
         return Block(self.tracker.new_block_id(self.stream_id), self.stream_id,
@@ -246,13 +421,42 @@ class BlockGenerator:
 
     def flush(self) -> None:
         """Cut the buffered records and text into blocks and store them now."""
+        with self._push_lock:
+            with self._lock:
+                records, self._records = self._records, []
+            if records:
+                self.push(self.make_records_block(records))
+            self._flush_text()
+
+    def _flush_text(self) -> None:
+        """Cut the buffered text into a block and store it (with the push lock held)."""
         with self._lock:
-            records, self._records = self._records, []
             text, self._text = self._text, []
             lines, self._text_lines = self._text_lines, 0
-        if records:
-            self.push(self.make_records_block(records))
+            self._text_bytes = 0
         if text:
-            payload = b"".join(text)
-            self.push(Block(self.tracker.new_block_id(self.stream_id), self.stream_id,
-                            payload, CODEC_LINES, lines))
+            self._push_text(text, lines)
+
+    def _push_text(self, text: list[bytes], lines: int) -> None:
+        payload = text[0] if len(text) == 1 else b"".join(text)
+        self.push(Block(self.tracker.new_block_id(self.stream_id), self.stream_id,
+                        payload, CODEC_LINES, lines))
+
+
+def _cut_lines(data: bytes, cap: int) -> list[bytes]:
+    """``data`` (whole lines) in pieces of about ``cap`` bytes, each ending at a line break
+    (a line longer than ``cap`` is a piece of its own)."""
+    pieces = []
+    start, n = 0, len(data)
+    while start < n:
+        end = start + cap
+        if end >= n:
+            end = n
+        else:
+            nl = data.rfind(b"\n", start, end)
+            if nl < 0:
+                nl = data.find(b"\n", end)
+            end = n if nl < 0 else nl + 1
+        pieces.append(data[start:end])
+        start = end
+    return pieces

@@ -15,6 +15,7 @@ returns only once its block is logged.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -34,6 +35,43 @@ if TYPE_CHECKING:
 __all__ = ["PIDRateEstimator", "RateLimiter", "ReceiverSupervisor"]
 
 log = logging.getLogger("ember.streaming")
+
+#: Defaults of ``ember.streaming.blockMaxBytes``, ``ember.streaming.receiver.spillThreshold``
+#: and ``ember.streaming.receiver.maxMemory``.
+DEFAULT_BLOCK_MAX_BYTES = 4 << 20
+DEFAULT_SPILL_THRESHOLD = 4 << 20
+DEFAULT_MAX_MEMORY = 128 << 20
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20,
+          "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def parse_bytes(value: Any, key: str, default: int) -> int | None:
+    """A size setting in bytes: a number, or a string such as ``"4m"``, ``"512k"``,
+    ``"1g"`` (binary units, as Spark's sizes); ``0`` or a negative number is ``None`` (no
+    bound); unset is ``default``."""
+    if value is None:
+        return default
+    text = str(value).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = text[len(number):].strip()
+    try:
+        if unit not in _UNITS:
+            raise ValueError
+        size = int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise ValueError(
+            f"configuration {key} must be a size in bytes such as 4194304, \"4m\" or "
+            f"\"512k\", got {value!r}"
+        ) from None
+    return size if size > 0 else None
+
+
+def _non_negative(conf: Any, key: str, default: float) -> float:
+    value = conf.getFloat(key, default)
+    value = default if value is None else value
+    if value < 0:
+        raise ValueError(f"configuration {key} must be >= 0, got {value!r}")
+    return value
 
 
 class RateLimiter:
@@ -169,15 +207,30 @@ class ReceiverSupervisor:
         if conf.getBoolean("ember.streaming.backpressure.enabled", False):
             self.estimator = PIDRateEstimator(
                 ssc._batch_ms,
+                proportional=_non_negative(conf, "ember.streaming.backpressure.pid.proportional",
+                                           1.0),
+                integral=_non_negative(conf, "ember.streaming.backpressure.pid.integral", 0.2),
+                derivative=_non_negative(conf, "ember.streaming.backpressure.pid.derived", 0.0),
                 min_rate=conf.getFloat("ember.streaming.backpressure.pid.minRate", 100.0) or 100.0,
             )
             initial = conf.getFloat("ember.streaming.backpressure.initialRate", 0.0) or None
             if initial:
                 self.limiter.set_rate(min(initial, self.max_rate or initial))
         block_s = conf.getDuration("ember.streaming.blockInterval", 0.2) or 0.2
+        block_max = parse_bytes(conf.get("ember.streaming.blockMaxBytes", None),
+                                "ember.streaming.blockMaxBytes", DEFAULT_BLOCK_MAX_BYTES)
         self.generator = BlockGenerator(stream_id, block_s, tracker,
                                         ssc.sparkContext._serializer_or_none(),
-                                        self._store_generated_block)
+                                        self._store_generated_block, block_max)
+        spill_above = parse_bytes(conf.get("ember.streaming.receiver.spillThreshold", None),
+                                  "ember.streaming.receiver.spillThreshold",
+                                  DEFAULT_SPILL_THRESHOLD)
+        max_memory = parse_bytes(conf.get("ember.streaming.receiver.maxMemory", None),
+                                 "ember.streaming.receiver.maxMemory", DEFAULT_MAX_MEMORY)
+        tracker.configure(spill_above, max_memory,
+                          os.path.join(ssc.sparkContext._local_dir, "received-blocks"))
+        level = getattr(receiver, "storageLevel", None)
+        tracker.set_policy(stream_id, bool(getattr(level, "useDisk", True)), self._final.is_set)
         self.records_received = 0
         self.last_error: tuple[str, str, int] | None = None
         self._restarting = False
