@@ -16,13 +16,17 @@ own fresh process tree:
   ``collections.Counter`` (``for line in sock.makefile(): counts.update(line.split(" "))``),
   timed from first byte to end of stream, also checked exactly.
 
-Memory is sampled with psutil over the whole process tree (driver, worker processes, loky's
-resource trackers, feeder; or reader and feeder): ``peak_rss_mb`` is the peak of the *sum*
-of the resident set sizes (every process counts the interpreter's shared pages again),
-``peak_pss_mb`` the peak of the sum of the proportional set sizes (shared pages divided
-among their sharers: the tree's real footprint). ``idle_tree_*`` is the same tree before the
-stream starts. ``receiver_only`` is the driver's share alone: the socket receiver reading the
-corpus with nothing behind it. Prints one JSON object.
+Memory is sampled with psutil over the process tree of what is measured — ember's driver and
+its worker processes; or the plain reader — *without the feeder*, which is the benchmark's
+harness (the same small process in both cases; its own peak is reported beside, as
+``feeder_peak_rss_mb``): ``peak_rss_mb`` is the peak of the *sum* of the resident set sizes
+(every process counts the interpreter's shared pages again), ``peak_pss_mb`` the peak of the
+sum of the proportional set sizes (shared pages divided among their sharers: the tree's real
+footprint). ``idle_tree_*`` is the same tree before the stream starts. ``spilled_mb`` is how
+much received data ember wrote to its local directory rather than keep in memory
+(``ember.streaming.receiver.spillThreshold``; that directory is on disk, not in ``/dev/shm``,
+unless ``ember.local.dir`` says otherwise). ``receiver_only`` is the driver's share alone:
+the socket receiver reading the corpus with nothing behind it. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ def _label(proc: Any) -> str:
         return "gone"
     for needle, label in (("conn.sendfile", "feeder"), ("--plain-reader", "plain-reader"),
                           ("--child", "driver"), ("popen_loky_posix", "worker"),
+                          ("worker_entry", "worker"),
                           ("loky.backend.resource_tracker", "loky-resource-tracker"),
                           ("multiprocessing.resource_tracker", "mp-resource-tracker")):
         if needle in cmd:
@@ -148,11 +153,13 @@ class TreeSampler:
     descendants is refreshed every 0.5 s (listing them scans /proc and costs milliseconds).
     """
 
-    def __init__(self, roots: list[int], interval: float = 0.02) -> None:
+    def __init__(self, roots: list[int], interval: float = 0.02,
+                 exclude: tuple[int, ...] = ()) -> None:
         import psutil
 
         self._psutil = psutil
         self.roots = [psutil.Process(pid) for pid in roots]
+        self.exclude = set(exclude)  # processes (with their descendants) left out
         self.interval = interval
         self.peak = 0
         self.peak_pss = 0
@@ -170,6 +177,13 @@ class TreeSampler:
                     procs[p.pid] = p
             except self._psutil.Error:
                 continue
+        for pid in list(procs):
+            try:
+                if pid in self.exclude or any(a.pid in self.exclude
+                                              for a in procs[pid].parents()):
+                    del procs[pid]
+            except self._psutil.Error:
+                del procs[pid]
         self._procs = list(procs.values())
         for p in self._procs:
             if p.pid not in self._labels:
@@ -277,12 +291,15 @@ def run_ember(path: str, master: str, backpressure: bool, block_interval: str,
           .map(lambda word: (word, 1))
           .reduceByKey(operator.add)
           .foreachRDD(lambda rdd: counts.update(dict(rdd.collect()))))
-    with TreeSampler([os.getpid()]) as mem:
+    with TreeSampler([os.getpid()], exclude=(feeder_proc.pid,)) as mem, \
+            TreeSampler([feeder_proc.pid]) as feeder_mem:
         ssc.start()
         start = first_byte_time(feeder_proc)
         cpu0 = tree_cpu_seconds()
         finished = done.wait(600)
         cpu1 = tree_cpu_seconds()
+    tracker = getattr(ssc._scheduler, "tracker", None)
+    spilled = getattr(tracker, "bytes_spilled_total", 0)
     ssc.stop(stopSparkContext=True, stopGraceFully=False)
     feeder_proc.wait(30)
     if not finished:
@@ -296,6 +313,8 @@ def run_ember(path: str, master: str, backpressure: bool, block_interval: str,
         "peak_rss_mb": round(mem.peak / 2**20, 1),
         "peak_pss_mb": round(mem.peak_pss / 2**20, 1),
         "peak_rss_mb_by_process": mem.peak_by_process,
+        "feeder_peak_rss_mb": round(feeder_mem.peak / 2**20, 1),
+        "spilled_mb": round(spilled / 2**20, 1),
         "idle_tree_rss_mb": round(idle.peak / 2**20, 1),
         "idle_tree_pss_mb": round(idle.peak_pss / 2**20, 1),
         "cpu_s_driver": round(cpu1["driver"] - cpu0["driver"], 2),
@@ -327,7 +346,7 @@ def run_plain(path: str) -> dict:
     feeder_proc, port = start_feeder(path)
     reader = subprocess.Popen([sys.executable, __file__, "--plain-reader", str(port), path],
                               stdout=subprocess.PIPE, text=True)
-    with TreeSampler([reader.pid, feeder_proc.pid]) as mem:
+    with TreeSampler([reader.pid]) as mem, TreeSampler([feeder_proc.pid]) as feeder_mem:
         start = first_byte_time(feeder_proc)
         out, _ = reader.communicate(timeout=600)
     feeder_proc.wait(30)
@@ -339,6 +358,7 @@ def run_plain(path: str) -> dict:
         "lines_per_s": round(total_lines / seconds),
         "peak_rss_mb": round(mem.peak / 2**20, 1),
         "peak_pss_mb": round(mem.peak_pss / 2**20, 1),
+        "feeder_peak_rss_mb": round(feeder_mem.peak / 2**20, 1),
         "counts_exact": result["counts_exact"],
     }
 
