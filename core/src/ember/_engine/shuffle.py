@@ -39,6 +39,9 @@ __all__ = [
 
 _MISSING = object()
 
+#: The largest map output written to :attr:`ShuffleSpec.small_directory` (4 MiB).
+SMALL_MAP_OUTPUT_BYTES = 4 << 20
+
 
 @attrs.frozen
 class Aggregator:
@@ -66,6 +69,10 @@ class ShuffleSpec:
     #: The records are bare keys to count (see ``ember._engine.idioms``): combine with
     #: ``collections.Counter``, in C, instead of a Python loop over ``(key, 1)`` pairs.
     count_keys: bool = False
+    #: Where map outputs of at most :data:`SMALL_MAP_OUTPUT_BYTES` go instead of
+    #: ``directory``: a memory-backed directory (``/dev/shm``), where creating a small file
+    #: costs a tenth of what it does on a disk; ``None``: always ``directory``.
+    small_directory: str | None = None
     #: The executor's map output store (``Executor.map_output_store()``); when set, map tasks
     #: hand it their serialized buckets instead of writing a file.
     store: Any = None
@@ -242,17 +249,32 @@ def write_shuffle(
         return MemoryMapOutput(
             map_id, tuple(pickle.dumps(b, pickle.HIGHEST_PROTOCOL) if b else None for b in buckets)
         )
-    path = os.path.join(spec.directory, f"shuffle-{spec.shuffle_id}-{map_id}-{attempt}.data")
+    name = f"shuffle-{spec.shuffle_id}-{map_id}-{attempt}.data"
     offsets = [0]
     dumps = spec.serializer.dumps_batch
-    with open(path, "wb") as f:
-        pos = 0
+    held: list[bytes] = []  # small outputs are written in one go to the fast directory
+    f = None
+    path = os.path.join(spec.directory, name)
+    try:
         for bucket in buckets:
-            if bucket:
-                data = dumps(bucket)
+            data = dumps(bucket) if bucket else b""
+            offsets.append(offsets[-1] + len(data))
+            if f is None and (spec.small_directory is None
+                              or offsets[-1] > SMALL_MAP_OUTPUT_BYTES):
+                f = open(path, "wb")  # closed below, also on error
+                f.writelines(held)
+                held = []
+            if f is None:
+                held.append(data)
+            elif data:
                 f.write(data)
-                pos += len(data)
-            offsets.append(pos)
+    finally:
+        if f is not None:
+            f.close()
+    if f is None:
+        path = os.path.join(spec.small_directory, name)  # type: ignore[arg-type]
+        with open(path, "wb") as small:
+            small.writelines(held)
     return FileMapOutput(map_id, path, tuple(offsets))
 
 
