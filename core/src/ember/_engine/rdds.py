@@ -480,7 +480,8 @@ class ShuffledRDD(RDD):
             partitioner=self.partitioner,  # type: ignore[arg-type]
             aggregator=self._aggregator,
             map_side_combine=self._map_side_combine,
-            directory=self.ctx._memory_dir if local and store is None else None,
+            directory=self.ctx._local_dir if local and store is None else None,
+            small_directory=self.ctx._memory_dir if local and store is None else None,
             serializer=self.ctx._serializer() if local else None,
             store=store,
             count_keys=self._count_keys,
