@@ -271,3 +271,12 @@ def test_a_stopped_context_leaves_only_the_pooled_workers(ember_master, ember_no
         assert len(out.collect()) == 4
         local_dir = ctx._local_dir
     assert not os.path.exists(local_dir)  # temporary files removed
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_local_workers_run_under_the_batch_scheduling_policy():
+    with Context("local[2]", "sched") as ctx:
+        assert ctx.parallelize([1, 2], 2).map(lambda x: os.getpid()).distinct().count() >= 1
+        pids = ctx._executor.worker_pids()
+        assert pids
+        assert {os.sched_getscheduler(pid) for pid in pids} == {os.SCHED_BATCH}

@@ -63,8 +63,26 @@ def _failure(exc: BaseException, prefix: str) -> tuple[str, str, BaseException |
     return f"{prefix}{type(exc).__name__}: {exc}", text, kept
 
 
+def _batch_scheduling() -> None:
+    """Ask Linux to schedule this worker as a batch (CPU-bound, non-interactive) process.
+
+    A worker woken by a task then no longer preempts the driver thread that is still
+    sending the stage's other tasks (measured: 0.6 ms of a 3 ms tiny two-stage job on an
+    idle two-core machine, where the first worker used to run its whole task on the
+    driver's CPU before the second task was sent). Its share of the CPU is unchanged.
+    """
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is None or not hasattr(os, "sched_setscheduler"):
+        return
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError:
+        pass
+
+
 def worker_entry(fd: int) -> None:
     """The entry point of a worker process: serve tasks on the inherited socket ``fd``."""
+    _batch_scheduling()
     path = os.environ.pop("EMBER_WORKER_SYS_PATH", None)
     if path:
         sys.path[:] = json.loads(path)
