@@ -219,6 +219,19 @@ def test_blocks_over_the_spill_threshold_go_to_files_the_workers_read_then_are_r
     assert h.tracker.bytes_in_memory == 0
 
 
+def test_a_disk_only_receiver_spills_every_block(harness):
+    lines = text_lines(3_000)
+    receiver = BytesReceiver(chunks_of(lines, 500), StorageLevel.DISK_ONLY)
+    h = harness(receiver, conf={"ember.streaming.blockInterval": "50ms"})
+    h.ssc.start()
+    wait_until(lambda: sum(b.num_records for b in h.unallocated()) == len(lines),
+               "every line in a block")
+    assert all(b.path is not None for b in h.unallocated())
+    assert h.tracker.bytes_in_memory == 0
+    advance_batches(h.ssc, 1)
+    assert h.records() == lines
+
+
 def test_spilled_blocks_travel_as_bytes_to_workers_that_do_not_share_the_drivers_files(
     tmp_path
 ):

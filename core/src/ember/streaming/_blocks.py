@@ -124,8 +124,10 @@ class _MemoryPolicy:
     """How one stream's blocks may use memory: spill to disk or wait, and when to stop
     waiting (its receiver stopping for good)."""
 
-    def __init__(self, use_disk: bool, stopping: Callable[[], bool]) -> None:
+    def __init__(self, use_disk: bool, stopping: Callable[[], bool],
+                 use_memory: bool = True) -> None:
         self.use_disk = use_disk
+        self.use_memory = use_memory or not use_disk
         self.stopping = stopping
 
 
@@ -175,11 +177,13 @@ class ReceivedBlockTracker:
             self.max_memory = max_memory if max_memory else None
             self._spill_base = spill_base
 
-    def set_policy(self, stream_id: int, use_disk: bool, stopping: Callable[[], bool]) -> None:
+    def set_policy(self, stream_id: int, use_disk: bool, stopping: Callable[[], bool],
+                   use_memory: bool = True) -> None:
         """Blocks of ``stream_id`` over the budget are spilled (``use_disk``) or wait for
-        room until ``stopping()`` is true (then they are kept in memory anyway)."""
+        room until ``stopping()`` is true (then they are kept in memory anyway); with
+        ``use_disk`` and not ``use_memory`` (``DISK_ONLY``) every block is spilled."""
         with self._lock:
-            self._policies[stream_id] = _MemoryPolicy(use_disk, stopping)
+            self._policies[stream_id] = _MemoryPolicy(use_disk, stopping, use_memory)
 
     def _place(self, block: Block) -> bool:
         """Reserve memory for ``block`` or decide to spill it (``True``), waiting for room
@@ -190,8 +194,8 @@ class ReceivedBlockTracker:
             self.bytes_in_memory += size if block.path is None else 0
             return False
         if policy.use_disk and self._spill_base is not None:
-            if self.spill_threshold is not None and \
-                    self.bytes_in_memory + size > self.spill_threshold:
+            if not policy.use_memory or (self.spill_threshold is not None and
+                                         self.bytes_in_memory + size > self.spill_threshold):
                 return True
         elif self.max_memory is not None:
             # memory only: wait until batches free memory (a block alone always fits)

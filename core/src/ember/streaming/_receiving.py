@@ -230,7 +230,8 @@ class ReceiverSupervisor:
         tracker.configure(spill_above, max_memory,
                           os.path.join(ssc.sparkContext._local_dir, "received-blocks"))
         level = getattr(receiver, "storageLevel", None)
-        tracker.set_policy(stream_id, bool(getattr(level, "useDisk", True)), self._final.is_set)
+        tracker.set_policy(stream_id, bool(getattr(level, "useDisk", True)), self._final.is_set,
+                           bool(getattr(level, "useMemory", True)))
         self.records_received = 0
         self.last_error: tuple[str, str, int] | None = None
         self._restarting = False
