@@ -337,7 +337,7 @@ def commit_output(tmp: str, target: str, replace: bool = False) -> None:
 
 #: Text blocks are decoded and split this many bytes at a time (cut at line breaks), so a
 #: task never holds a whole block's lines at once.
-DECODE_SLICE_BYTES = 1 << 20
+DECODE_SLICE_BYTES = 256 << 10
 
 
 @attrs.frozen

@@ -185,13 +185,12 @@ class ReceivedBlockTracker:
         with self._lock:
             self._policies[stream_id] = _MemoryPolicy(use_disk, stopping, use_memory)
 
-    def _place(self, block: Block) -> bool:
-        """Reserve memory for ``block`` or decide to spill it (``True``), waiting for room
-        when its stream may not use disk. Called with the lock held."""
-        size = len(block.payload)
-        policy = self._policies.get(block.stream_id)
-        if block.path is not None or not size or policy is None:
-            self.bytes_in_memory += size if block.path is None else 0
+    def _place(self, stream_id: int, size: int) -> bool:
+        """Reserve memory for a block of ``size`` bytes or decide to spill it (``True``),
+        waiting for room when its stream may not use disk. Called with the lock held."""
+        policy = self._policies.get(stream_id)
+        if not size or policy is None:
+            self.bytes_in_memory += size
             return False
         if policy.use_disk and self._spill_base is not None:
             if not policy.use_memory or (self.spill_threshold is not None and
@@ -205,9 +204,9 @@ class ReceivedBlockTracker:
         self.bytes_in_memory += size
         return False
 
-    def _spill(self, block: Block) -> Block:
-        """Write ``block``'s payload to a file of its own (a temporary name, then renamed:
-        a reader never sees a partial file) and return the block pointing at it."""
+    def _spill_file(self, block_id: str, chunks: list[bytes]) -> str:
+        """Write ``chunks`` to a file of their own (a temporary name, then renamed: a
+        reader never sees a partial file); its path."""
         with self._lock:
             if self._spill_dir is None:
                 assert self._spill_base is not None
@@ -216,12 +215,27 @@ class ReceivedBlockTracker:
                                                    dir=self._spill_base)
                 weakref.finalize(self, _remove_dir, self._spill_dir)
             directory = self._spill_dir
-        path = os.path.join(directory, block.block_id)
+        path = os.path.join(directory, block_id)
         tmp = f"{path}.tmp"
         with open(tmp, "wb") as f:
-            f.write(block.payload)
+            f.writelines(chunks)
         os.replace(tmp, path)
-        return attrs.evolve(block, payload=b"", path=path, spilled_bytes=len(block.payload))
+        return path
+
+    def _try_spill(self, block_id: str, chunks: list[bytes], size: int) -> str | None:
+        """Spill; on failure (a full disk) count the block in memory and say so."""
+        try:
+            path = self._spill_file(block_id, chunks)
+        except OSError as exc:
+            log.warning("could not write received block %s to %s (%s): it is kept in "
+                        "memory, over ember.streaming.receiver.spillThreshold",
+                        block_id, self._spill_dir or self._spill_base, exc)
+            with self._lock:
+                self.bytes_in_memory += size
+            return None
+        with self._lock:
+            self.bytes_spilled_total += size
+        return path
 
     def _release(self, blocks: list[Block]) -> None:
         """Blocks no batch will read again: free their memory, remove their files.
@@ -243,19 +257,32 @@ class ReceivedBlockTracker:
     def add(self, block: Block) -> None:
         """Keep a stored block until the next batch takes it (in memory, or spilled to a
         file when over the memory budget; waits for room for a memory-only stream)."""
+        if block.path is None:
+            size = len(block.payload)
+            with self._lock:
+                spill = self._place(block.stream_id, size)
+            if spill:
+                path = self._try_spill(block.block_id, [block.payload], size)
+                if path is not None:
+                    block = attrs.evolve(block, payload=b"", path=path, spilled_bytes=size)
+        self._keep(block)
+
+    def add_text(self, block_id: str, stream_id: int, chunks: list[bytes], lines: int) -> None:
+        """:meth:`add` a text block made of ``chunks``, without joining them when the block
+        is spilled (they are written to its file one after the other)."""
+        size = sum(map(len, chunks))
         with self._lock:
-            spill = self._place(block)
-        if spill:
-            try:
-                block = self._spill(block)
-                with self._lock:
-                    self.bytes_spilled_total += block.spilled_bytes
-            except OSError as exc:
-                log.warning("could not write received block %s to %s (%s): it is kept in "
-                            "memory, over ember.streaming.receiver.spillThreshold",
-                            block.block_id, self._spill_dir or self._spill_base, exc)
-                with self._lock:
-                    self.bytes_in_memory += len(block.payload)
+            spill = self._place(stream_id, size)
+        path = self._try_spill(block_id, chunks, size) if spill else None
+        if path is not None:
+            block = Block(block_id, stream_id, b"", CODEC_LINES, lines, path=path,
+                          spilled_bytes=size)
+        else:
+            payload = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            block = Block(block_id, stream_id, payload, CODEC_LINES, lines)
+        self._keep(block)
+
+    def _keep(self, block: Block) -> None:
         with self._lock:
             self._unallocated.setdefault(block.stream_id, []).append(block)
             self.bytes_held += block.nbytes
@@ -355,16 +382,21 @@ class BlockGenerator:
 
     :param push: stores a finished block (blocks while the block is being stored).
     :param max_bytes: the size cap of a text block (``None``: the interval alone cuts).
+    :param push_text: stores a text block given as its block id, chunks and line count
+        (``ReceivedBlockTracker.add_text``, which need not join the chunks); ``None``: text
+        blocks go to ``push`` too.
     """
 
     def __init__(self, stream_id: int, interval_s: float, tracker: ReceivedBlockTracker,
                  serializer: Any, push: Callable[[Block], None],
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None,
+                 push_text: Callable[[str, int, list[bytes], int], None] | None = None) -> None:
         self.stream_id = stream_id
         self.interval_s = interval_s
         self.tracker = tracker
         self.serializer = serializer
         self.push = push
+        self.push_text = push_text
         self.max_bytes = max_bytes if max_bytes and max_bytes > 0 else None
         self._lock = threading.Lock()
         self._push_lock = threading.Lock()  # cut-and-push, so blocks keep their order
@@ -442,9 +474,12 @@ class BlockGenerator:
             self._push_text(text, lines)
 
     def _push_text(self, text: list[bytes], lines: int) -> None:
+        block_id = self.tracker.new_block_id(self.stream_id)
+        if self.push_text is not None:
+            self.push_text(block_id, self.stream_id, text, lines)
+            return
         payload = text[0] if len(text) == 1 else b"".join(text)
-        self.push(Block(self.tracker.new_block_id(self.stream_id), self.stream_id,
-                        payload, CODEC_LINES, lines))
+        self.push(Block(block_id, self.stream_id, payload, CODEC_LINES, lines))
 
 
 def _cut_lines(data: bytes, cap: int) -> list[bytes]:

@@ -221,7 +221,8 @@ class ReceiverSupervisor:
                                 "ember.streaming.blockMaxBytes", DEFAULT_BLOCK_MAX_BYTES)
         self.generator = BlockGenerator(stream_id, block_s, tracker,
                                         ssc.sparkContext._serializer_or_none(),
-                                        self._store_generated_block, block_max)
+                                        self._store_generated_block, block_max,
+                                        tracker.add_text if block_log is None else None)
         spill_above = parse_bytes(conf.get("ember.streaming.receiver.spillThreshold", None),
                                   "ember.streaming.receiver.spillThreshold",
                                   DEFAULT_SPILL_THRESHOLD)
