@@ -424,3 +424,28 @@ def test_add_streaming_listener_wants_a_streaming_listener(sc, make_ssc):
     with pytest.raises(TypeError, match="StreamingListener subclass instance, got object"):
         ssc.addStreamingListener(object())
     ssc.addStreamingListener(StreamingListener())  # the no-op base is fine
+
+
+@pytest.mark.parametrize("graceful", [False, True])
+def test_stop_from_inside_a_job_lets_that_batch_complete_and_reach_listeners(
+        sc, make_ssc, graceful):
+    clock = ManualClock()
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    completed: list = []
+
+    class Completed(StreamingListener):
+        def onBatchCompleted(self, batchCompleted):
+            completed.append(batchCompleted.batchInfo().batchTime().milliseconds())
+
+    def output(time, rdd):
+        if rdd.collect() == [2]:
+            ssc.stop(stopSparkContext=False, stopGraceFully=graceful)
+
+    ssc.queueStream([[1], [2], [3]]).foreachRDD(output)
+    ssc.addStreamingListener(Completed())
+    ssc.start()
+    clock.advance(2.0)
+    assert ssc.awaitTerminationOrTimeout(30) is True
+    assert completed[:2] == [1000, 2000]
+    assert ssc.getState() is StreamingContextState.STOPPED
+    assert sc.parallelize([1, 2]).count() == 2  # stopSparkContext=False kept the Context

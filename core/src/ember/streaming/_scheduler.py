@@ -27,7 +27,9 @@ Stopping
   the clock — then run every queued batch to its end.
 
 Receivers are stopped first in both cases; with ``graceful=False`` blocks not yet in a
-batch are dropped.
+batch are dropped. Called from inside a job (a ``foreachRDD`` function), stop cannot wait
+for that job: :meth:`StreamingContext.stop` then finishes stopping in a background thread
+once the job has returned, so its batch still completes and reaches the listeners.
 """
 
 from __future__ import annotations
@@ -145,6 +147,15 @@ class JobScheduler:
                 len(receivers), slots, self.ssc.sparkContext.master,
             )
         return self.start_ms
+
+    def in_job(self) -> bool:
+        """Whether the calling thread is one of the threads that run jobs."""
+        return threading.get_ident() in self._job_threads
+
+    def wait_for_jobs(self) -> None:
+        """Block until every job still running or queued (after :meth:`stop`) has ended."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def stop(self, graceful: bool) -> None:
         """Stop generating batches, then finish or drop the queued ones (see module doc)."""

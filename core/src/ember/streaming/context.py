@@ -374,6 +374,11 @@ class StreamingContext:
 
         :param stopSparkContext: also stop the :class:`ember.Context` (default).
         :param stopGraceFully: process all data already received before stopping.
+
+        Called from inside an output operation (a ``foreachRDD`` function), ``stop`` returns
+        at once: the stream finishes stopping in the background once that function has
+        returned, so its batch still completes and reaches the listeners;
+        :meth:`awaitTermination` returns when it is done.
         """
         global _active
         with self._cond:
@@ -383,26 +388,45 @@ class StreamingContext:
                 return
             was_active = self._state is StreamingContextState.ACTIVE
             self._state = StreamingContextState.STOPPED
+        in_job = was_active and self._scheduler.in_job()
         try:
             if was_active:
                 self._scheduler.stop(graceful=stopGraceFully)
-        finally:
-            with _active_lock:
-                if _active is self:
-                    _active = None
-            for adapter in self._listeners:
-                try:
-                    self._sc._hooks.unregister(adapter)
-                except ValueError:
-                    pass
-            if was_active:
-                self._sc._hooks.streaming_stopped(self)
-            if stopSparkContext:
-                self._sc.stop()
-            with self._cond:
-                self._stopped_event.set()
-                self._cond.notify_all()
-            log.info("StreamingContext stopped%s", " gracefully" if stopGraceFully else "")
+        except BaseException:
+            self._finish_stop(was_active, stopSparkContext, stopGraceFully)
+            raise
+        if in_job:
+            # A foreachRDD function stopping the stream: its own job cannot be waited for
+            # here, so the rest happens once it (and, if graceful, every queued batch) has
+            # returned, and its batch has completed and reached the listeners.
+            def finish() -> None:
+                self._scheduler.wait_for_jobs()
+                self._finish_stop(was_active, stopSparkContext, stopGraceFully)
+
+            threading.Thread(target=finish, name="ember-streaming-stop", daemon=True).start()
+            return
+        self._finish_stop(was_active, stopSparkContext, stopGraceFully)
+
+    def _finish_stop(self, was_active: bool, stopSparkContext: bool,
+                     stopGraceFully: bool) -> None:
+        """The end of :meth:`stop`, once no job runs: listeners, hooks, the Context."""
+        global _active
+        with _active_lock:
+            if _active is self:
+                _active = None
+        for adapter in self._listeners:
+            try:
+                self._sc._hooks.unregister(adapter)
+            except ValueError:
+                pass
+        if was_active:
+            self._sc._hooks.streaming_stopped(self)
+        if stopSparkContext:
+            self._sc.stop()
+        with self._cond:
+            self._stopped_event.set()
+            self._cond.notify_all()
+        log.info("StreamingContext stopped%s", " gracefully" if stopGraceFully else "")
 
     def _report_error(self, error: BaseException) -> None:
         with self._cond:
