@@ -295,6 +295,52 @@ def test_a_memory_only_receiver_waits_for_room_and_loses_nothing(harness, ember_
     assert h.records() == lines, "every line once, in order"
 
 
+class RecordsReceiver(Receiver):
+    """Stores ``n`` numbers one by one with ``store`` from its own thread (memory-only)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(StorageLevel.MEMORY_ONLY)
+        self.n = n
+        self.stored = threading.Event()
+        self.halt = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def onStart(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True, name="test-records")
+        self.thread.start()
+
+    def _run(self) -> None:
+        for i in range(self.n):
+            if self.isStopped():
+                return
+            self.store(i)
+        self.stored.set()
+        self.halt.wait()
+
+    def onStop(self) -> None:
+        self.halt.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join()
+
+
+def test_single_records_of_a_held_back_receiver_do_not_pile_up_in_the_generator(harness):
+    from ember.streaming._blocks import RECORDS_BACKLOG
+
+    receiver = RecordsReceiver(200_000)
+    h = harness(receiver, conf={"ember.streaming.blockInterval": "10ms",
+                                "ember.streaming.receiver.maxMemory": "16k"})
+    h.ssc.start()
+    generator = h.stream.supervisor.generator
+    wait_until(lambda: h.tracker.bytes_in_memory > 0, "a first block")
+    time.sleep(0.2)  # a bounded look while no batch frees memory
+    assert not receiver.stored.is_set(), "store is held back"
+    assert len(generator._records) <= 2 * RECORDS_BACKLOG
+    deadline = time.monotonic() + WAIT
+    while len(h.records()) < receiver.n and time.monotonic() < deadline:
+        advance_batches(h.ssc, 1)
+    assert h.records() == list(range(receiver.n))
+
+
 def test_graceful_stop_drains_spilled_blocks_and_a_store_waiting_for_room(harness, ember_master):
     spilling = text_lines(20_000)
     waiting = text_lines(20_000, start=50_000)
@@ -317,6 +363,37 @@ def test_graceful_stop_drains_spilled_blocks_and_a_store_waiting_for_room(harnes
     assert got2 == waiting[:len(got2)] and len(got2) >= 250 * r2.progress, (
         "every line the memory-only receiver stored is processed, in order"
     )
+
+
+# ---------------------------------------------------------------------- with the write-ahead log
+
+
+@pytest.mark.parametrize("level", [StorageLevel.MEMORY_AND_DISK_SER_2, StorageLevel.MEMORY_ONLY])
+def test_logged_blocks_are_spilled_or_wait_like_the_others(harness, tmp_path, level):
+    lines = text_lines(20_000)
+    receiver = BytesReceiver(chunks_of(lines, 250), level)
+    h = harness(receiver, conf={"ember.streaming.receiver.writeAheadLog.enable": "true",
+                                "ember.streaming.blockInterval": "50ms",
+                                "ember.streaming.blockMaxBytes": "64k",
+                                "ember.streaming.receiver.spillThreshold": "128k",
+                                "ember.streaming.receiver.maxMemory": "256k"})
+    h.ssc.checkpoint(str(tmp_path / "checkpoints"))
+    h.ssc.start()
+    if level.useDisk:
+        wait_until(lambda: sum(b.num_records for b in h.unallocated()) == len(lines),
+                   "every line logged and in a block")
+        assert any(b.path is not None for b in h.unallocated())
+        assert all(b.wal_handle is not None for b in h.unallocated())
+    else:
+        wait_until(lambda: h.tracker.bytes_in_memory > (128 << 10), "the memory to fill")
+        assert not receiver.stored.is_set() and h.tracker.bytes_in_memory <= 256 << 10
+    h.ssc.stop(stopSparkContext=False, stopGraceFully=True)
+    got = h.records()
+    assert got == lines[:len(got)] and len(got) >= 250 * receiver.progress, (
+        "every line stored is processed by the graceful stop, in order"
+    )
+    if level.useDisk:
+        assert got == lines
 
 
 # ---------------------------------------------------------------------- decoding

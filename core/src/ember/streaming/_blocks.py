@@ -373,6 +373,10 @@ class ReceivedBlockTracker:
                 self._last_metadata[stream_id] = last_metadata
 
 
+#: Single records buffered beyond which ``store`` waits for a block being stored.
+RECORDS_BACKLOG = 10_000
+
+
 class BlockGenerator:
     """Buffers one receiver's single records and raw text; cuts a block every interval,
     and a text block as soon as ``max_bytes`` of text are buffered.
@@ -423,8 +427,15 @@ class BlockGenerator:
         self.flush()
 
     def add_record(self, record: Any) -> None:
+        """Buffer one record. While a block is being stored (it may wait for memory), a
+        buffer of :data:`RECORDS_BACKLOG` records makes the caller wait for that store, so
+        a receiver held back by a memory bound cannot pile records up here instead."""
         with self._lock:
             self._records.append(record)
+            full = len(self._records) >= RECORDS_BACKLOG
+        if full and self._push_lock.locked():
+            with self._push_lock:
+                pass
 
     def add_text(self, data: bytes, lines: int) -> None:
         """Buffer ``lines`` whole lines of text; cut a block (in this thread) once the

@@ -231,6 +231,7 @@ class ReceiverSupervisor:
         tracker.configure(spill_above, max_memory,
                           os.path.join(ssc.sparkContext._local_dir, "received-blocks"))
         level = getattr(receiver, "storageLevel", None)
+        self._memory_only = not getattr(level, "useDisk", True)
         tracker.set_policy(stream_id, bool(getattr(level, "useDisk", True)), self._final.is_set,
                            bool(getattr(level, "useMemory", True)))
         self.records_received = 0
@@ -433,9 +434,13 @@ class ReceiverSupervisor:
 
     def _store_generated_block(self, block: Block) -> None:
         """A block cut by the generator (``store``/``storeBytes`` data): logged by the log's
-        writer thread, so the generator keeps its pace while the disk works."""
+        writer thread, so the generator keeps its pace while the disk works — except for a
+        memory-only receiver, whose block is logged and stored in this thread, so that
+        waiting for memory holds the receiver back rather than queueing blocks."""
         if self.block_log is None:
             self.tracker.add(block)
+        elif self._memory_only:
+            self.block_log.store(block)
         else:
             self.block_log.submit(block)
 
