@@ -7,7 +7,10 @@ reports started / error / stopped to the hooks, limits its intake to
 ``ember.streaming.backpressure.enabled`` — adapts that rate after every batch to the rate at
 which batches are processed (a PID controller), so a source faster than the processing does
 not make memory grow without bound: ``store`` waits instead, and a TCP sender is slowed by
-the socket's own flow control. With the write-ahead log on, each block is logged before it is
+the socket's own flow control. Without backpressure memory stays bounded too: the supervisor
+sets the tracker's budget (``ember.streaming.receiver.spillThreshold`` and ``maxMemory``) and
+tells it the receiver's storage level, which decides between spilling blocks to disk and
+holding the receiver back (see :mod:`ember.streaming._blocks`). With the write-ahead log on, each block is logged before it is
 added to the tracker (:class:`~ember.streaming._logged_blocks.BlockLog`), so ``storeMany``
 returns only once its block is logged.
 """
