@@ -22,7 +22,10 @@ harness (the same small process in both cases; its own peak is reported beside, 
 ``feeder_peak_rss_mb``): ``peak_rss_mb`` is the peak of the *sum* of the resident set sizes
 (every process counts the interpreter's shared pages again), ``peak_pss_mb`` the peak of the
 sum of the proportional set sizes (shared pages divided among their sharers: the tree's real
-footprint). ``idle_tree_*`` is the same tree before the stream starts. ``spilled_mb`` is how
+footprint). ``peak_shm_files_mb`` is the peak size of the files ember keeps in its
+memory-backed directory under ``/dev/shm`` (small shuffle outputs): RAM that no process's RSS
+shows, so it is reported beside the tree's figures (sampled every 200 ms).
+``idle_tree_*`` is the same tree before the stream starts. ``spilled_mb`` is how
 much received data ember wrote to its local directory rather than keep in memory
 (``ember.streaming.receiver.spillThreshold``; that directory is on disk, not in ``/dev/shm``,
 unless ``ember.local.dir`` says otherwise). ``receiver_only`` is the driver's share alone:
@@ -145,6 +148,17 @@ def _label(proc: Any) -> str:
     return "other"
 
 
+def _dir_bytes(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
 class TreeSampler:
     """Samples the memory of some processes and all their descendants, in a thread.
 
@@ -154,12 +168,14 @@ class TreeSampler:
     """
 
     def __init__(self, roots: list[int], interval: float = 0.02,
-                 exclude: tuple[int, ...] = ()) -> None:
+                 exclude: tuple[int, ...] = (), dirs: tuple[str, ...] = ()) -> None:
         import psutil
 
         self._psutil = psutil
         self.roots = [psutil.Process(pid) for pid in roots]
         self.exclude = set(exclude)  # processes (with their descendants) left out
+        self.dirs = dirs  # memory-backed directories (tmpfs): their files are RAM too
+        self.peak_dirs = 0
         self.interval = interval
         self.peak = 0
         self.peak_pss = 0
@@ -208,6 +224,8 @@ class TreeSampler:
         self.peak = max(self.peak, rss_total)
         if pss:
             self.peak_pss = max(self.peak_pss, pss_total)
+            if self.dirs:
+                self.peak_dirs = max(self.peak_dirs, sum(_dir_bytes(d) for d in self.dirs))
 
     def _run(self) -> None:
         tick = 0
@@ -291,7 +309,9 @@ def run_ember(path: str, master: str, backpressure: bool, block_interval: str,
           .map(lambda word: (word, 1))
           .reduceByKey(operator.add)
           .foreachRDD(lambda rdd: counts.update(dict(rdd.collect()))))
-    with TreeSampler([os.getpid()], exclude=(feeder_proc.pid,)) as mem, \
+    shm = getattr(sc, "_memory_dir", None)
+    shm_dirs = (shm,) if shm and shm.startswith("/dev/shm") else ()
+    with TreeSampler([os.getpid()], exclude=(feeder_proc.pid,), dirs=shm_dirs) as mem, \
             TreeSampler([feeder_proc.pid]) as feeder_mem:
         ssc.start()
         start = first_byte_time(feeder_proc)
@@ -314,6 +334,7 @@ def run_ember(path: str, master: str, backpressure: bool, block_interval: str,
         "peak_pss_mb": round(mem.peak_pss / 2**20, 1),
         "peak_rss_mb_by_process": mem.peak_by_process,
         "feeder_peak_rss_mb": round(feeder_mem.peak / 2**20, 1),
+        "peak_shm_files_mb": round(mem.peak_dirs / 2**20, 1),
         "spilled_mb": round(spilled / 2**20, 1),
         "idle_tree_rss_mb": round(idle.peak / 2**20, 1),
         "idle_tree_pss_mb": round(idle.peak_pss / 2**20, 1),
