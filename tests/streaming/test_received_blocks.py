@@ -396,6 +396,32 @@ def test_logged_blocks_are_spilled_or_wait_like_the_others(harness, tmp_path, le
         assert got == lines
 
 
+def test_blocks_waiting_for_the_log_writer_stay_bounded(harness, tmp_path):
+    lines = text_lines(60_000)
+    receiver = BytesReceiver(chunks_of(lines, 100))  # ~6 KB chunks, stored as fast as it can
+    h = harness(receiver, conf={"ember.streaming.receiver.writeAheadLog.enable": "true",
+                                "ember.streaming.blockInterval": "1h",
+                                "ember.streaming.blockMaxBytes": "32k"})
+    h.ssc.checkpoint(str(tmp_path / "checkpoints"))
+    queued: list[int] = []
+    h.ssc.start()
+    block_log = h.stream.supervisor.block_log
+    write_parts = block_log.wal.write_parts
+
+    def slow_write(parts: Any, time_ms: int) -> Any:  # a disk slower than the source
+        time.sleep(0.005)
+        return write_parts(parts, time_ms)
+
+    block_log.wal.write_parts = slow_write
+    while not receiver.stored.is_set() and len(queued) < 100_000:
+        queued.append(sum(len(b.payload) for b in list(block_log._queue)))
+        time.sleep(0.001)
+    assert receiver.stored.wait(WAIT)
+    assert max(queued) <= 3 * (32 << 10) + (8 << 10), "about two blocks wait for the writer"
+    h.ssc.stop(stopSparkContext=False, stopGraceFully=True)
+    assert h.records() == lines
+
+
 # ---------------------------------------------------------------------- decoding
 
 

@@ -162,6 +162,7 @@ class ReceivedBlockTracker:
         self._spill_base: str | None = None
         self._spill_dir: str | None = None
         self._policies: dict[int, _MemoryPolicy] = {}
+        self._added: dict[int, int] = {}  # bytes of the blocks ever added, per stream
 
     def new_block_id(self, stream_id: int) -> str:
         return f"input-{stream_id}-{next(self._ids)}"
@@ -282,10 +283,24 @@ class ReceivedBlockTracker:
             block = Block(block_id, stream_id, payload, CODEC_LINES, lines)
         self._keep(block)
 
+    def added_bytes(self, stream_id: int) -> int:
+        """Bytes of the blocks of ``stream_id`` added so far (in memory or spilled)."""
+        with self._lock:
+            return self._added.get(stream_id, 0)
+
+    def wait_added(self, stream_id: int, at_least: int, stopping: Callable[[], bool]) -> None:
+        """Wait until blocks of ``at_least`` bytes of ``stream_id`` were added, or
+        ``stopping()`` (a writer that logs blocks before adding them fell behind)."""
+        with self._room:
+            while self._added.get(stream_id, 0) < at_least and not stopping():
+                self._room.wait(0.05)
+
     def _keep(self, block: Block) -> None:
         with self._lock:
             self._unallocated.setdefault(block.stream_id, []).append(block)
             self.bytes_held += block.nbytes
+            self._added[block.stream_id] = self._added.get(block.stream_id, 0) + block.nbytes
+            self._room.notify_all()
             if block.wal_handle is not None:
                 self._last_added[block.stream_id] = block.wal_handle
             if block.metadata is not None:

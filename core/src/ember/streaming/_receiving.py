@@ -235,6 +235,10 @@ class ReceiverSupervisor:
                           os.path.join(ssc.sparkContext._local_dir, "received-blocks"))
         level = getattr(receiver, "storageLevel", None)
         self._memory_only = not getattr(level, "useDisk", True)
+        #: Bytes of generated blocks that may wait for the write-ahead log's writer.
+        self._log_backlog = 2 * (block_max or DEFAULT_BLOCK_MAX_BYTES)
+        self._log_submitted = 0
+        self._log_base: int | None = None
         tracker.set_policy(stream_id, bool(getattr(level, "useDisk", True)), self._final.is_set,
                            bool(getattr(level, "useMemory", True)))
         self.records_received = 0
@@ -445,7 +449,16 @@ class ReceiverSupervisor:
         elif self._memory_only:
             self.block_log.store(block)
         else:
+            # The writer may fall behind a fast source: once more than the log backlog waits
+            # for it, hold the generator (and so the receiver) back until it catches up.
+            size = len(block.payload)
+            if self._log_base is None:
+                self._log_base = self.tracker.added_bytes(self.stream_id)
+            self._log_submitted += size
             self.block_log.submit(block)
+            self.tracker.wait_added(self.stream_id,
+                                    self._log_base + self._log_submitted - self._log_backlog,
+                                    self._final.is_set)
 
     def _log_failed(self, block: Block, error: BaseException) -> None:
         self._record_error(
