@@ -223,16 +223,27 @@ class ReceivedBlockTracker:
         os.replace(tmp, path)
         return path
 
-    def _try_spill(self, block_id: str, chunks: list[bytes], size: int) -> str | None:
-        """Spill; on failure (a full disk) count the block in memory and say so."""
+    def _would_spill(self, stream_id: int, size: int) -> bool:
+        """Whether a block of ``size`` bytes of ``stream_id`` would be spilled now."""
+        policy = self._policies.get(stream_id)
+        if not size or policy is None or not policy.use_disk or self._spill_base is None:
+            return False
+        return not policy.use_memory or (self.spill_threshold is not None and
+                                         self.bytes_in_memory + size > self.spill_threshold)
+
+    def _try_spill(self, block_id: str, chunks: list[bytes], size: int,
+                   reserved: bool = True) -> str | None:
+        """Spill; on failure (a full disk) say so, and count the block in memory when its
+        room was ``reserved`` by :meth:`_place`."""
         try:
             path = self._spill_file(block_id, chunks)
         except OSError as exc:
             log.warning("could not write received block %s to %s (%s): it is kept in "
                         "memory, over ember.streaming.receiver.spillThreshold",
                         block_id, self._spill_dir or self._spill_base, exc)
-            with self._lock:
-                self.bytes_in_memory += size
+            if reserved:
+                with self._lock:
+                    self.bytes_in_memory += size
             return None
         with self._lock:
             self.bytes_spilled_total += size
@@ -273,15 +284,15 @@ class ReceivedBlockTracker:
         is spilled (they are written to its file one after the other)."""
         size = sum(map(len, chunks))
         with self._lock:
-            spill = self._place(stream_id, size)
-        path = self._try_spill(block_id, chunks, size) if spill else None
+            spill = self._would_spill(stream_id, size)
+        path = self._try_spill(block_id, chunks, size, reserved=False) if spill else None
         if path is not None:
             block = Block(block_id, stream_id, b"", CODEC_LINES, lines, path=path,
                           spilled_bytes=size)
         else:
             payload = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             block = Block(block_id, stream_id, payload, CODEC_LINES, lines)
-        self._keep(block)
+        self.add(block)  # one door for every block (budget, and anything watching adds)
 
     def added_bytes(self, stream_id: int) -> int:
         """Bytes of the blocks of ``stream_id`` added so far (in memory or spilled)."""
