@@ -396,6 +396,33 @@ def test_logged_blocks_are_spilled_or_wait_like_the_others(harness, tmp_path, le
         assert got == lines
 
 
+def test_logged_blocks_over_the_threshold_are_read_from_the_log_not_written_twice(
+    harness, tmp_path, ember_master
+):
+    lines = text_lines(20_000)
+    receiver = BytesReceiver(chunks_of(lines, 250))
+    h = harness(receiver, ember_master, {
+        "ember.streaming.receiver.writeAheadLog.enable": "true",
+        "ember.streaming.blockInterval": "50ms",
+        "ember.streaming.blockMaxBytes": "64k",
+        "ember.streaming.receiver.spillThreshold": "128k",
+    })
+    h.ssc.checkpoint(str(tmp_path / "checkpoints"))
+    h.ssc.start()
+    wait_until(lambda: sum(b.num_records for b in h.unallocated()) == len(lines),
+               "every line logged and in a block")
+    from_log = [b for b in h.unallocated() if b.path is not None]
+    assert from_log, "blocks over the threshold point into the log"
+    assert all(not b.owns_file and b.payload == b"" and b.wal_handle is not None
+               and os.path.basename(b.path).startswith("log-") for b in from_log)
+    assert h.tracker.bytes_spilled_total == 0, "nothing was written a second time"
+    assert h.tracker.bytes_in_memory <= 128 << 10
+    advance_batches(h.ssc, 1)
+    assert h.records() == lines, "blocks read from the log come back exactly, in order"
+    advance_batches(h.ssc, 2)  # the batch is forgotten: the log's segments stay the log's
+    assert all(os.path.exists(b.path) for b in from_log)
+
+
 def test_blocks_waiting_for_the_log_writer_stay_bounded(harness, tmp_path):
     lines = text_lines(60_000)
     receiver = BytesReceiver(chunks_of(lines, 100))  # ~6 KB chunks, stored as fast as it can

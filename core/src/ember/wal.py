@@ -203,6 +203,14 @@ class WriteAheadLog(ABC):
         """
         return self.write(b"".join(parts), time_ms)
 
+    def location(self, handle: WALRecordHandle) -> tuple[str, int] | None:
+        """The file holding the record at ``handle`` and the offset of its first byte
+        there, when the record is stored as it was written in a plain file; else ``None``
+        (the default). The streaming engine then lets workers read a logged block from the
+        log instead of writing it a second time to spill it.
+        """
+        return None
+
     @abstractmethod
     def read(self, handle: WALRecordHandle) -> bytes:
         """The record at ``handle``.
@@ -553,6 +561,14 @@ class FileWriteAheadLog(WriteAheadLog):
             self._close_current()
 
     # ------------------------------------------------------------------ reading
+    def location(self, handle: WALRecordHandle) -> tuple[str, int] | None:
+        """The segment file of ``handle`` and the offset of its record's payload there."""
+        with self._lock:
+            seg = self._segments.get(handle.segment)
+        if seg is None:
+            return None
+        return seg.path, handle.offset + FRAME_SIZE
+
     def read(self, handle: WALRecordHandle) -> bytes:
         """The record at ``handle`` (see :meth:`WriteAheadLog.read`)."""
         with self._lock:

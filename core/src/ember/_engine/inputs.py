@@ -356,21 +356,30 @@ class BlockSplit:
     errors: str = "replace"
     path: str | None = None
     ship: bool = False
+    #: The payload's place in ``path``: from ``offset``, ``length`` bytes (-1: to the end).
+    offset: int = 0
+    length: int = -1
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         if self.path is not None and self.ship:
-            return (BlockSplit, (self.index, _read_spilled(self.path), self.codec,
-                                 self.serializer, self.errors))
+            return (BlockSplit, (self.index,
+                                 _read_spilled(self.path, self.offset, self.length),
+                                 self.codec, self.serializer, self.errors))
         return (BlockSplit, (self.index, self.payload, self.codec, self.serializer,
-                             self.errors, self.path))
+                             self.errors, self.path, False, self.offset, self.length))
 
 
-def _read_spilled(path: str) -> bytes:
+def _read_spilled(path: str, offset: int = 0, length: int = -1) -> bytes:
     try:
         with open(path, "rb") as f:
-            return f.read()
+            f.seek(offset)
+            data = f.read(length)
     except FileNotFoundError:
         raise FileNotFoundError(_gone(path)) from None
+    if length >= 0 and len(data) != length:
+        raise OSError(f"received block file {path} holds {len(data)} of the {length} bytes "
+                      f"expected at offset {offset}")
+    return data
 
 
 def _gone(path: str) -> str:
@@ -395,18 +404,27 @@ def _memory_slices(data: bytes) -> Iterator[memoryview]:
         start = end
 
 
-def _file_slices(path: str) -> Iterator[bytes]:
-    """The file's bytes in slices of about :data:`DECODE_SLICE_BYTES`, each ending after a
-    line break (the last one may not)."""
+def _file_slices(path: str, offset: int = 0, length: int = -1) -> Iterator[bytes]:
+    """The file's bytes (``length`` of them from ``offset``; -1: to the end) in slices of
+    about :data:`DECODE_SLICE_BYTES`, each ending after a line break (the last one may
+    not)."""
     try:
         f = open(path, "rb")  # closed by the with below, in the generator
     except FileNotFoundError:
         raise FileNotFoundError(_gone(path)) from None
     with f:
+        f.seek(offset)
+        left = length
         carry = b""
         while True:
-            data = f.read(DECODE_SLICE_BYTES)
+            want = DECODE_SLICE_BYTES if left < 0 else min(DECODE_SLICE_BYTES, left)
+            data = f.read(want) if want else b""
+            if left >= 0:
+                left -= len(data)
             if not data:
+                if left > 0:
+                    raise OSError(f"received block file {path} ends {left} bytes short of "
+                                  f"its block")
                 break
             if carry:
                 data = carry + data
@@ -440,11 +458,16 @@ def decode_block(block: Any) -> Iterator[Any]:
     block is read from its file.
     """
     path = getattr(block, "path", None)
+    offset = getattr(block, "offset", 0)
+    length = getattr(block, "length", None)
+    if length is None:  # a Block (on the driver): its payload's size in the file
+        length = getattr(block, "spilled_bytes", 0) if path is not None else -1
     if block.codec == "lines":
-        slices = _file_slices(path) if path is not None else _memory_slices(block.payload)
+        slices = (_file_slices(path, offset, length) if path is not None
+                  else _memory_slices(block.payload))
         return itertools.chain.from_iterable(
             map(_slice_lines(getattr(block, "errors", "replace")), slices))
-    payload = _read_spilled(path) if path is not None else block.payload
+    payload = _read_spilled(path, offset, length) if path is not None else block.payload
     if block.serializer is None:
         return iter(pickle.loads(payload))
     return iter(block.serializer.loads_batch(payload))

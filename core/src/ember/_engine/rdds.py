@@ -179,7 +179,8 @@ class BlockRDD(RDD):
         ship = not ctx._executor.shares_driver_files  # spilled blocks travel as bytes
         self._split_list = [
             BlockSplit(i, b.payload, b.codec, b.serializer, errors, getattr(b, "path", None),
-                       ship)
+                       ship, getattr(b, "offset", 0),
+                       getattr(b, "spilled_bytes", 0) if getattr(b, "path", None) else -1)
             for i, b in enumerate(blocks)
         ]
 

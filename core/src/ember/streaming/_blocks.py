@@ -60,7 +60,10 @@ class Block:
     :ivar wal_handle: where the block is in the write-ahead log (``None`` when not logged).
     :ivar path: the file holding the payload when the block was spilled to disk (the
         payload is then empty), else ``None``.
-    :ivar spilled_bytes: the size of that file.
+    :ivar spilled_bytes: the size of the payload in that file.
+    :ivar offset: where the payload starts in that file.
+    :ivar owns_file: whether the file is the block's own (removed with it); a block read
+        from the write-ahead log's segment (see ``BlockLog.store``) does not own it.
     """
 
     block_id: str
@@ -73,6 +76,8 @@ class Block:
     wal_handle: Any = None
     path: str | None = None
     spilled_bytes: int = 0
+    offset: int = 0
+    owns_file: bool = True
 
     @property
     def nbytes(self) -> int:
@@ -223,8 +228,13 @@ class ReceivedBlockTracker:
         os.replace(tmp, path)
         return path
 
-    def _would_spill(self, stream_id: int, size: int) -> bool:
+    def would_spill(self, stream_id: int, size: int) -> bool:
         """Whether a block of ``size`` bytes of ``stream_id`` would be spilled now."""
+        with self._lock:
+            return self._would_spill(stream_id, size)
+
+    def _would_spill(self, stream_id: int, size: int) -> bool:
+        """:meth:`would_spill`, with the lock held."""
         policy = self._policies.get(stream_id)
         if not size or policy is None or not policy.use_disk or self._spill_base is None:
             return False
@@ -256,7 +266,7 @@ class ReceivedBlockTracker:
         for b in blocks:
             if b.path is None:
                 freed += len(b.payload)
-            else:
+            elif b.owns_file:
                 try:
                     os.unlink(b.path)
                 except OSError:

@@ -35,6 +35,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ember.streaming._blocks import Block, ReceivedBlockState, ReceivedBlockTracker
 
 if TYPE_CHECKING:
@@ -134,8 +136,22 @@ class BlockLog:
             now = max(self.clock.now_ms(), self._last_ms)
             handle = self.wal.write_parts(parts, now)
             self._last_ms = now
-            self.tracker.add(Block(block.block_id, block.stream_id, block.payload, block.codec,
-                                   block.num_records, block.serializer, block.metadata, handle))
+            self.tracker.add(self._logged(block, handle, len(parts[0])))
+
+    def _logged(self, block: Block, handle: Any, head: int) -> Block:
+        """``block`` with its handle; when it would be spilled, a block that the workers
+        read from the log's segment instead (it is on disk already: no second write)."""
+        logged = Block(block.block_id, block.stream_id, block.payload, block.codec,
+                       block.num_records, block.serializer, block.metadata, handle)
+        size = len(block.payload)
+        if block.path is not None or not self.tracker.would_spill(block.stream_id, size):
+            return logged
+        where = self.wal.location(handle)
+        if where is None:
+            return logged
+        path, offset = where
+        return attrs.evolve(logged, payload=b"", path=path, offset=offset + head,
+                            spilled_bytes=size, owns_file=False)
 
     def submit(self, block: Block) -> None:
         """Log ``block`` in the writer thread, then hand it to the tracker (returns at once)."""
