@@ -49,6 +49,50 @@ def test_records_read_back_by_handle_and_all_in_write_order(tmp_path):
     assert all(h.length == FRAME_SIZE + len(payload(i)) for i, h in enumerate(handles))
 
 
+def test_write_many_is_one_group_commit_read_back_like_single_writes(tmp_path, monkeypatch):
+    syncs: list[int] = []
+    real = walmod._datasync
+    monkeypatch.setattr(walmod, "_datasync", lambda fd: (syncs.append(fd), real(fd)))
+    with FileWriteAheadLog(str(tmp_path), fsync="always") as wal:
+        first = wal.write(payload(0), 1_000)
+        syncs.clear()
+        group = wal.write_many([[payload(i)[:3], payload(i)[3:]] for i in range(1, 6)], 1_100)
+        assert len(syncs) == 1, "one sync for the whole group"
+        assert [wal.read(h) for h in group] == [payload(i) for i in range(1, 6)]
+        assert [first, *group] == sorted([first, *group])
+        path, offset = wal.location(group[2])
+        with open(path, "rb") as f:
+            f.seek(offset)
+            assert f.read(len(payload(3))) == payload(3), "location() is the record's bytes"
+    assert all_payloads(tmp_path) == [payload(i) for i in range(6)]
+
+
+def test_the_base_class_writes_a_group_record_by_record(tmp_path):
+    written: list[bytes] = []
+
+    class Minimal(WriteAheadLog):
+        def write(self, record, time_ms):
+            written.append(record)
+            return WALRecordHandle(0, len(written), len(record), time_ms)
+
+        def read(self, handle):
+            return written[handle.offset - 1]
+
+        def readAll(self):
+            return iter(())
+
+        def clean(self, threshold_ms):
+            pass
+
+        def close(self):
+            pass
+
+    wal = Minimal()
+    handles = wal.write_many([[b"a", b"b"], [b"c"]], 5)
+    assert written == [b"ab", b"c"] and [wal.read(h) for h in handles] == [b"ab", b"c"]
+    assert wal.location(handles[0]) is None
+
+
 def test_segments_roll_by_record_time_and_are_named_by_it(tmp_path):
     fill(tmp_path, n=10, start_ms=0, step_ms=250, rolling_interval_s=1)
     names = sorted(os.listdir(tmp_path))

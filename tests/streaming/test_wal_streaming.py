@@ -383,6 +383,9 @@ from ember.wal import FileWriteAheadLog
 class FailingWAL(FileWriteAheadLog):
     def write_parts(self, parts, time_ms):
         raise OSError(28, "No space left on device")
+
+    def write_many(self, records, time_ms):  # the receivers' group commits
+        raise OSError(28, "No space left on device")
 '''
 
 

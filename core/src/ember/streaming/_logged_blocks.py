@@ -130,13 +130,19 @@ class BlockLog:
 
     def store(self, block: Block) -> None:
         """Log ``block``, then hand it to the tracker; returns once it is logged."""
-        parts = encode_block_parts(block)
+        self.store_many([block])
+
+    def store_many(self, blocks: list[Block]) -> None:
+        """Log ``blocks`` together (one write, one sync), then hand them to the tracker in
+        order; returns once they are logged."""
+        records = [encode_block_parts(b) for b in blocks]
         with self._lock:
             # Times never go back in one log (a manual clock restarts at the checkpoint).
             now = max(self.clock.now_ms(), self._last_ms)
-            handle = self.wal.write_parts(parts, now)
+            handles = self.wal.write_many(records, now)
             self._last_ms = now
-            self.tracker.add(self._logged(block, handle, len(parts[0])))
+            for block, handle, parts in zip(blocks, handles, records, strict=True):
+                self.tracker.add(self._logged(block, handle, len(parts[0])))
 
     def _logged(self, block: Block, handle: Any, head: int) -> Block:
         """``block`` with its handle; when it would be spilled, a block that the workers
@@ -170,16 +176,19 @@ class BlockLog:
                     self._cond.wait()
                 if not self._queue:
                     return
-                block = self._queue.popleft()
+                # every block waiting goes in one group commit (one sync for all)
+                blocks = list(self._queue)
+                self._queue.clear()
             try:
-                self.store(block)
+                self.store_many(blocks)
             except Exception as exc:
-                self.tracker.add(block)
-                if self.on_error is not None:
-                    self.on_error(block, exc)
-                else:
-                    log.error("writing a block of stream %d to the write-ahead log failed",
-                              self.stream_id, exc_info=exc)
+                for block in blocks:
+                    self.tracker.add(block)
+                    if self.on_error is not None:
+                        self.on_error(block, exc)
+                if self.on_error is None:
+                    log.error("writing %d block(s) of stream %d to the write-ahead log failed",
+                              len(blocks), self.stream_id, exc_info=exc)
 
     def checkpoint_written(self, state: ReceivedBlockState) -> None:
         """A checkpoint holding ``state`` is on disk: clean what no recent checkpoint needs."""
