@@ -45,8 +45,13 @@ __all__ = ["Receiver", "ReceiverSource"]
 class Receiver:
     """Base class of receivers: override :meth:`onStart` and :meth:`onStop`.
 
-    :param storageLevel: kept for compatibility with Spark's API; received blocks are always
-        kept serialized in the driver's memory until their batch is done.
+    :param storageLevel: where received blocks wait for their batch (default
+        ``MEMORY_AND_DISK_SER_2``, as in Spark). Blocks are always kept serialized; a level
+        that uses disk lets blocks beyond ``ember.streaming.receiver.spillThreshold`` go to
+        local files, ``DISK_ONLY`` sends every block there, and a memory-only level makes
+        ``store`` wait once ``ember.streaming.receiver.maxMemory`` is held (see
+        ``docs/receivers.md``). The replication factor has no meaning on one driver and is
+        ignored.
 
     A subclass that defines ``__init__`` should call ``super().__init__()``; one that forgets
     still works (with the default storage level).
