@@ -453,14 +453,16 @@ def test_blocks_waiting_for_the_log_writer_stay_bounded(harness, tmp_path):
 
 
 @pytest.mark.parametrize("data", [
-    b"", b"\n", b"a", b"a\n", b"a\n\nb", b"a\r\nb\r\n", "ü\nçé\n∞\n".encode() * 50,
+    b"", b"\n", b"a", b"a\n", b"a\n\nb", b"a\r\nb\r\n", b"a\rb\r\r\n", b"x\r",
+    "ü\nçé\n∞\n".encode() * 50, b"".join(b"w %d\r\n" % i for i in range(500)),
     b"".join(b"%d\n" % i for i in range(2000)),
     b"x" * 5000 + b"\n" + b"y" * 10 + b"\n",  # a line longer than a slice
     b"ok\n\xff\xfe bad\nok\n",
 ])
 def test_text_is_decoded_a_slice_at_a_time_exactly_as_a_whole(data, monkeypatch, tmp_path):
-    whole = data[:-1] if data.endswith(b"\n") else data
-    expected = whole.decode("utf-8", "replace").split("\n") if data else []
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")  # CRLF ends a line too
+    whole = text[:-1] if text.endswith("\n") else text
+    expected = whole.split("\n") if data else []
     monkeypatch.setattr(inputs, "DECODE_SLICE_BYTES", 64)
     assert list(decode_block(BlockSplit(0, data, CODEC_LINES))) == expected
     path = tmp_path / "block"

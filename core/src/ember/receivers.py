@@ -169,7 +169,8 @@ class Receiver:
         return self._sup().last_stored_metadata()
 
     def storeBytes(self, data: bytes) -> None:
-        """Store UTF-8 text made of whole lines (``\\n``-terminated, the last may be open).
+        """Store UTF-8 text made of whole lines (``\\n``-terminated, the last may be open;
+        a ``\\r\\n`` line end counts as ``\\n``: the ``\\r`` is not part of the line).
 
         The lines become records in the workers. Cut the data at a line break: a line split
         across two calls would become two records.

@@ -445,6 +445,8 @@ def _file_slices(path: str, offset: int = 0, length: int = -1) -> Iterator[bytes
 def _slice_lines(errors: str) -> Callable[[Any], list[str]]:
     def lines(chunk: Any) -> list[str]:
         text = str(chunk, "utf-8", errors)
+        if "\r" in text:  # a CRLF line end is a line end (telnet, Windows peers)
+            text = text.replace("\r\n", "\n")
         if text.endswith("\n"):
             text = text[:-1]
         return text.split("\n")

@@ -120,6 +120,18 @@ def test_lines_arrive_complete_and_in_order(ember_no_leaks, stream_test, servers
     server.wait_client_gone()  # stop closed the receiver's socket
 
 
+def test_crlf_line_ends_are_line_ends_as_in_spark(ember_no_leaks, stream_test, servers):
+    server = servers()
+    stream_test.collect(stream_test.ssc.socketTextStream("127.0.0.1", server.port))
+    stream_test.start()
+    # a telnet or Windows peer: the \r is not part of the line; a lone \r stays in it
+    server.send_bytes(b"to be\r\nor not\r\n")
+    server.send_bytes(b"\r\nto\rbe\n")
+    got = stream_test.run_until_records(4)
+    assert got == ["to be", "or not", "", "to\rbe"]
+    stream_test.stop()
+
+
 def test_a_clean_end_of_stream_delivers_the_last_unterminated_line(ember_no_leaks, stream_test,
                                                                      servers):
     server = servers()
