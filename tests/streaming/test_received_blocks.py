@@ -24,17 +24,9 @@ from ember.storagelevel import StorageLevel
 from ember.streaming import StreamingContext
 from ember.streaming._blocks import CODEC_LINES, Block, ReceivedBlockTracker
 from ember.streaming._receiving import parse_bytes
-from ember.testing import ManualClock, advance_batches
+from ember.testing import ManualClock, advance_batches, wait_until
 
 WAIT = 30.0
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def text_lines(n: int, start: int = 0) -> list[str]:

@@ -20,19 +20,10 @@ from ember.events import ReceiverInfo
 from ember.receivers import Receiver
 from ember.streaming import StreamingContext, StreamingListener
 from ember.streaming._receiving import PIDRateEstimator
-from ember.testing import ManualClock, advance_batches
+from ember.testing import ManualClock, advance_batches, wait_until
 
 START_S = 1000.0  # the manual clock's start: batch times are 1001000, 1002000, ... ms
 WAIT = 30.0  # seconds: a bound for what happens at once unless broken
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
-    """Poll ``predicate`` (state other threads change) until it holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def wait_event(event: threading.Event, what: str, timeout: float = WAIT) -> None:

@@ -33,10 +33,25 @@ __all__ = [
     "pooled_worker_pids",
     "run_batches",
     "snapshot_resources",
+    "wait_until",
 ]
 
 #: Threads owned by the pooled local workers, which live across contexts by design.
 _POOL_THREAD_NAMES = ("ember-local-reader",)
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+    """Poll ``predicate`` (state that other threads change: a receiver's progress, a file
+    appearing) every 5 ms until it holds; fail after ``timeout`` seconds.
+
+    :param what: what is awaited, for the error (``"every line in a block"``).
+    :raises AssertionError: naming ``what`` and the timeout, when it never held.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.005)
 
 
 def free_port() -> int:
