@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 from ember import Accumulator, AccumulatorParam, Broadcast, Conf, Context
@@ -280,3 +282,41 @@ def test_local_workers_run_under_the_batch_scheduling_policy():
         pids = ctx._executor.worker_pids()
         assert pids
         assert {os.sched_getscheduler(pid) for pid in pids} == {os.SCHED_BATCH}
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="needs a writable /dev/shm")
+def test_memory_directories_of_dead_drivers_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = Path("/dev/shm") / f"ember-blocks-{dead.pid}-test"
+        kept = Path("/dev/shm") / f"ember-blocks-{alive.pid}-test"
+        for d in (stale, kept):
+            d.mkdir()
+            (d / "shuffle-0-0-0.data").write_bytes(b"x" * 100)
+        with Context("local[2]", "stale") as ctx:
+            assert Path(ctx._memory_dir).name.startswith(f"ember-blocks-{os.getpid()}-")
+        assert not stale.exists(), "a dead driver's directory holds RAM: removed"
+        assert kept.exists(), "a live process's directory is its own"
+    finally:
+        alive.kill()
+        alive.wait()
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def test_a_context_never_stopped_leaves_no_directories_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from ember import Context; ctx = Context('local[2]', 'x'); "
+            "print(ctx._local_dir); print(ctx._memory_dir); "
+            "ctx.parallelize(range(10), 2).map(lambda x: (x % 3, 1)).reduceByKey(int.__add__).collect()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert len(out) == 2
+    assert not any(os.path.exists(p) for p in out)

@@ -6,6 +6,7 @@ import itertools
 import logging
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import threading
@@ -93,12 +94,17 @@ class Context:
             self._local_dir = tempfile.mkdtemp(prefix="ember-", dir=base)
             shm = "/dev/shm"
             if os.path.isdir(shm) and os.access(shm, os.W_OK) and base is None:
-                self._memory_dir = tempfile.mkdtemp(prefix="ember-blocks-", dir=shm)
+                _remove_stale_memory_dirs(shm)
+                self._memory_dir = tempfile.mkdtemp(prefix=f"ember-blocks-{os.getpid()}-",
+                                                    dir=shm)
             else:
                 self._memory_dir = os.path.join(self._local_dir, "memory-blocks")
                 os.makedirs(self._memory_dir)
             self._disk_dir = os.path.join(self._local_dir, "disk-blocks")
             os.makedirs(self._disk_dir)
+            # a context never stopped still leaves no files behind when the process exits
+            self._dirs_finalizer = weakref.finalize(
+                self, _remove_trees, self._local_dir, self._memory_dir)
             from ember._engine.scheduler import Scheduler
 
             try:
@@ -152,8 +158,11 @@ class Context:
                 log.debug("could not release worker slot %d", slot, exc_info=True)
 
     def _remove_dirs(self) -> None:
-        shutil.rmtree(self._local_dir, ignore_errors=True)
-        shutil.rmtree(getattr(self, "_memory_dir", ""), ignore_errors=True)
+        finalizer = getattr(self, "_dirs_finalizer", None)
+        if finalizer is not None:
+            finalizer()
+        else:
+            _remove_trees(self._local_dir, getattr(self, "_memory_dir", ""))
 
     def __enter__(self) -> Context:
         return self
@@ -455,3 +464,34 @@ class Context:
 
     def __repr__(self) -> str:
         return f"<ember.Context master={self.master!r} appName={self.appName!r}>"
+
+
+def _remove_trees(*paths: str) -> None:
+    for path in paths:
+        if path:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale_memory_dirs(parent: str) -> None:
+    """Remove the memory-backed directories (``ember-blocks-PID-*``) that contexts of
+    processes no longer alive left behind: a killed driver cannot clean up, and files in
+    ``/dev/shm`` hold RAM until removed. Directories of live processes, of other users, or
+    without a pid in their name are left alone."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    uid = os.getuid()
+    for name in names:
+        m = re.fullmatch(r"ember-blocks-([0-9]+)-.+", name)
+        if m is None:
+            continue
+        path = os.path.join(parent, name)
+        try:
+            if os.stat(path).st_uid != uid:
+                continue
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # gone meanwhile, or a live process we may not signal
+            continue
