@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -285,7 +286,7 @@ def test_local_workers_run_under_the_batch_scheduling_policy():
 
 
 @pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="needs a writable /dev/shm")
-def test_memory_directories_of_dead_drivers_are_removed_and_live_ones_kept(tmp_path):
+def test_directories_of_dead_drivers_are_removed_and_live_ones_kept(tmp_path):
     import subprocess
     import sys
 
@@ -293,20 +294,22 @@ def test_memory_directories_of_dead_drivers_are_removed_and_live_ones_kept(tmp_p
     dead.wait()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        stale = Path("/dev/shm") / f"ember-blocks-{dead.pid}-test"
-        kept = Path("/dev/shm") / f"ember-blocks-{alive.pid}-test"
-        for d in (stale, kept):
+        tmp = Path(tempfile.gettempdir())
+        stale = [Path("/dev/shm") / f"ember-blocks-{dead.pid}-test", tmp / f"ember-{dead.pid}-t"]
+        kept = [Path("/dev/shm") / f"ember-blocks-{alive.pid}-test", tmp / f"ember-{alive.pid}-t"]
+        for d in stale + kept:
             d.mkdir()
             (d / "shuffle-0-0-0.data").write_bytes(b"x" * 100)
         with Context("local[2]", "stale") as ctx:
             assert Path(ctx._memory_dir).name.startswith(f"ember-blocks-{os.getpid()}-")
-        assert not stale.exists(), "a dead driver's directory holds RAM: removed"
-        assert kept.exists(), "a live process's directory is its own"
+            assert Path(ctx._local_dir).name.startswith(f"ember-{os.getpid()}-")
+        assert not any(d.exists() for d in stale), "a dead driver's directories: removed"
+        assert all(d.exists() for d in kept), "a live process's directories are its own"
     finally:
         alive.kill()
         alive.wait()
-        shutil.rmtree(kept, ignore_errors=True)
-        shutil.rmtree(stale, ignore_errors=True)
+        for d in stale + kept:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_context_never_stopped_leaves_no_directories_at_exit(tmp_path):

@@ -91,10 +91,12 @@ class Context:
             self._blocks = BlockRegistry()
             self._checkpoint_dir: str | None = None
             base = self._conf.get("ember.local.dir") or None
-            self._local_dir = tempfile.mkdtemp(prefix="ember-", dir=base)
+            if base is None:  # the machine's own temporary directory: pids are this machine's
+                _remove_stale_dirs(tempfile.gettempdir(), "ember-")
+            self._local_dir = tempfile.mkdtemp(prefix=f"ember-{os.getpid()}-", dir=base)
             shm = "/dev/shm"
             if os.path.isdir(shm) and os.access(shm, os.W_OK) and base is None:
-                _remove_stale_memory_dirs(shm)
+                _remove_stale_dirs(shm, "ember-blocks-")
                 self._memory_dir = tempfile.mkdtemp(prefix=f"ember-blocks-{os.getpid()}-",
                                                     dir=shm)
             else:
@@ -472,18 +474,19 @@ def _remove_trees(*paths: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _remove_stale_memory_dirs(parent: str) -> None:
-    """Remove the memory-backed directories (``ember-blocks-PID-*``) that contexts of
-    processes no longer alive left behind: a killed driver cannot clean up, and files in
-    ``/dev/shm`` hold RAM until removed. Directories of live processes, of other users, or
-    without a pid in their name are left alone."""
+def _remove_stale_dirs(parent: str, prefix: str) -> None:
+    """Remove the directories ``PREFIX + PID-*`` in ``parent`` that contexts of processes
+    no longer alive left behind: a killed driver cannot clean up (and files in ``/dev/shm``
+    hold RAM until removed). Directories of live processes, of other users, or without a pid
+    in their name are left alone."""
     try:
         names = os.listdir(parent)
     except OSError:
         return
     uid = os.getuid()
+    pattern = re.compile(re.escape(prefix) + r"([0-9]+)-.+")
     for name in names:
-        m = re.fullmatch(r"ember-blocks-([0-9]+)-.+", name)
+        m = pattern.fullmatch(name)
         if m is None:
             continue
         path = os.path.join(parent, name)
