@@ -10,6 +10,7 @@ selects (``ember.serializer=pickle``) is the entry point's name.
 
 from __future__ import annotations
 
+import pickle
 import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -17,7 +18,13 @@ from typing import Any, ClassVar
 
 from ember.errors import SerializationError
 
-__all__ = ["Serializer", "find_unserializable", "get_serializer", "unserializable_error"]
+__all__ = [
+    "PickleFormatSerializer",
+    "Serializer",
+    "find_unserializable",
+    "get_serializer",
+    "unserializable_error",
+]
 
 
 class Serializer(ABC):
@@ -56,6 +63,67 @@ class Serializer(ABC):
     def loads_batch(self, data: bytes) -> list[Any]:
         """Deserialize a batch written by :meth:`dumps_batch`, as a list in the same order."""
         return list(self.loads(data))
+
+
+class PickleFormatSerializer(Serializer):
+    """A serializer that writes pickle data with some pickler (``pickle``, ``cloudpickle``...).
+
+    Subclasses set :attr:`name` and :attr:`advice` and implement :meth:`to_pickle`; reading is
+    always :func:`pickle.loads`. A batch is pickled as one list — a single C-level pass, with
+    objects shared between records written once — and read back without a copy. A value that
+    cannot be pickled raises :class:`ember.errors.SerializationError` naming which record,
+    which part of it and its type; a damaged payload raises instead of returning part of a
+    batch.
+    """
+
+    #: What the user can do about a value this serializer cannot pickle (ends its errors).
+    advice: ClassVar[str] = "make the object picklable (give it __getstate__/__reduce__)"
+
+    @abstractmethod
+    def to_pickle(self, obj: Any) -> bytes:
+        """``obj`` pickled (raising whatever the pickler raises)."""
+
+    def dumps(self, obj: Any) -> bytes:
+        """Serialize one object.
+
+        :raises ember.errors.SerializationError: the object (or a part of it) cannot be
+            pickled; the message names its type and where it is.
+        """
+        try:
+            return self.to_pickle(obj)
+        except Exception as exc:
+            raise unserializable_error(
+                obj, exc, serializer=self.name, dumps=self.to_pickle, advice=self.advice
+            ) from exc
+
+    def loads(self, data: bytes) -> Any:
+        """Deserialize one object written by :meth:`dumps`."""
+        return pickle.loads(data)
+
+    def dumps_batch(self, records: Iterable[Any]) -> bytes:
+        """Serialize a batch of records (any iterable) as one pickled list.
+
+        :raises ember.errors.SerializationError: a record cannot be pickled; the message says
+            which record, which part of it, and its type.
+        """
+        batch = records if type(records) is list else list(records)
+        try:
+            return self.to_pickle(batch)
+        except Exception as exc:
+            raise unserializable_error(
+                batch, exc, serializer=self.name, dumps=self.to_pickle, advice=self.advice,
+                root="batch",
+            ) from exc
+
+    def loads_batch(self, data: bytes) -> list[Any]:
+        """Deserialize a batch written by :meth:`dumps_batch`, in order, as a list."""
+        batch = pickle.loads(data)
+        if type(batch) is not list:
+            raise SerializationError(
+                f"the {self.name} serializer expected a batch (a pickled list) but the data "
+                f"holds a {type(batch).__name__}; it was written by dumps(), not dumps_batch()."
+            )
+        return batch
 
 
 _CACHE: dict[str, Serializer] = {}

@@ -10,27 +10,15 @@ for archives kept across upgrades.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
 from typing import Any
 
 import cloudpickle
-from ember.errors import SerializationError
-from ember.serializers import Serializer, unserializable_error
+from ember.serializers import PickleFormatSerializer
 
 __all__ = ["CloudpickleSerializer"]
 
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-_ADVICE = (
-    "make the object picklable (give it __getstate__/__reduce__, or keep only plain data in "
-    "records)"
-)
 
-
-def _dumps(obj: Any) -> bytes:
-    return cloudpickle.dumps(obj, protocol=_PROTOCOL)
-
-
-class CloudpickleSerializer(Serializer):
+class CloudpickleSerializer(PickleFormatSerializer):
     """Serialize with cloudpickle, which also handles lambdas and locally defined classes.
 
     Slower than the ``pickle`` serializer for plain data (cloudpickle's pickler checks every
@@ -41,44 +29,11 @@ class CloudpickleSerializer(Serializer):
     name = "cloudpickle"
     format_version = 1
     api_version = "1.0"
+    advice = (
+        "make the object picklable (give it __getstate__/__reduce__, or keep only plain data "
+        "in records)"
+    )
 
-    def dumps(self, obj: Any) -> bytes:
-        """Serialize one object.
-
-        :raises ember.errors.SerializationError: the object (or a part of it) cannot be
-            pickled even by value; the message names its type and where it is.
-        """
-        try:
-            return cloudpickle.dumps(obj, protocol=_PROTOCOL)
-        except Exception as exc:
-            raise unserializable_error(
-                obj, exc, serializer=self.name, dumps=_dumps, advice=_ADVICE
-            ) from exc
-
-    def loads(self, data: bytes) -> Any:
-        """Deserialize one object written by :meth:`dumps`."""
-        return pickle.loads(data)
-
-    def dumps_batch(self, records: Iterable[Any]) -> bytes:
-        """Serialize a batch of records (any iterable) as one pickled list.
-
-        :raises ember.errors.SerializationError: a record cannot be pickled; the message says
-            which record, which part of it, and its type.
-        """
-        batch = records if type(records) is list else list(records)
-        try:
-            return cloudpickle.dumps(batch, protocol=_PROTOCOL)
-        except Exception as exc:
-            raise unserializable_error(
-                batch, exc, serializer=self.name, dumps=_dumps, advice=_ADVICE, root="batch"
-            ) from exc
-
-    def loads_batch(self, data: bytes) -> list[Any]:
-        """Deserialize a batch written by :meth:`dumps_batch`, in order, as a list."""
-        batch = pickle.loads(data)
-        if type(batch) is not list:
-            raise SerializationError(
-                f"the cloudpickle serializer expected a batch (a pickled list) but the data "
-                f"holds a {type(batch).__name__}; it was written by dumps(), not dumps_batch()."
-            )
-        return batch
+    def to_pickle(self, obj: Any) -> bytes:
+        """``obj`` pickled with :func:`cloudpickle.dumps` at the highest protocol."""
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
