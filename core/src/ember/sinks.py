@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ember.sources import Delivery
 
 if TYPE_CHECKING:
     from ember.rdd import RDD
 
-__all__ = ["Delivery", "Sink", "batch_path", "write_batch_directory"]
+__all__ = [
+    "Delivery",
+    "Sink",
+    "batch_path",
+    "check_batch_prefix",
+    "check_batch_suffix",
+    "write_batch_directory",
+]
 
 
 class Sink(ABC):
@@ -52,6 +59,53 @@ def batch_path(prefix: str, batch_time_ms: int, suffix: str | None = None) -> st
     """``prefix-TIME_IN_MS[.suffix]``: the path of one batch's output (Spark's naming)."""
     path = f"{prefix}-{batch_time_ms}"
     return f"{path}.{suffix}" if suffix else path
+
+
+def check_batch_prefix(value: Any, operation: str, example: str) -> str:
+    """The prefix of :func:`batch_path` as a ``str`` path (``~`` expanded), or a clear error.
+
+    :param operation: the output operation, for messages (``"saveAsTextFiles"``).
+    :param example: a prefix to show, for messages (``"out/words"``).
+    :raises TypeError: ``value`` is not a string or path.
+    :raises ValueError: ``value`` is empty or holds a NUL character.
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{operation}' prefix must be a path string such as {example!r} (each batch is "
+            f"written to the directory '{example}-TIME_IN_MS'), got "
+            f"{type(value).__name__}: {value!r:.80}"
+        )
+    if not value.strip():
+        raise ValueError(
+            f"{operation}' prefix must not be empty: give a path such as {example!r} (each "
+            f"batch is written to the directory '{example}-TIME_IN_MS')"
+        )
+    if "\x00" in value:
+        raise ValueError(f"{operation}' prefix contains a NUL character: {value!r:.80}")
+    return os.path.expanduser(value)
+
+
+def check_batch_suffix(value: Any, operation: str, example: str) -> str | None:
+    """The suffix of :func:`batch_path` (``None`` or ``""`` for none), or a clear error.
+
+    :raises TypeError: ``value`` is not a string.
+    :raises ValueError: ``value`` holds a path separator or NUL.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{operation}' suffix must be a string such as {example!r} or None, got "
+            f"{type(value).__name__}: {value!r:.80}"
+        )
+    if "/" in value or os.sep in value or "\x00" in value:
+        raise ValueError(
+            f"{operation}' suffix ends the directory name ('prefix-TIME_IN_MS.suffix') and "
+            f"cannot contain a path separator or NUL: {value!r:.80}"
+        )
+    return value
 
 
 def write_batch_directory(rdd: RDD, path: str, fmt: str) -> None:

@@ -13,11 +13,17 @@ to it.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from ember.sinks import Delivery, Sink, batch_path, write_batch_directory
+from ember.sinks import (
+    Delivery,
+    Sink,
+    batch_path,
+    check_batch_prefix,
+    check_batch_suffix,
+    write_batch_directory,
+)
 
 if TYPE_CHECKING:
     from ember.rdd import RDD
@@ -26,40 +32,11 @@ __all__ = ["ObjectFileSink"]
 
 
 def _prefix(value: Any) -> str:
-    """The prefix as a ``str`` path (``~`` expanded), or a clear error."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str):
-        raise TypeError(
-            f"saveAsObjectFiles' prefix must be a path string such as 'out/events' (each batch "
-            f"is written to the directory 'out/events-TIME_IN_MS'), got "
-            f"{type(value).__name__}: {value!r:.80}"
-        )
-    if not value.strip():
-        raise ValueError(
-            "saveAsObjectFiles' prefix must not be empty: give a path such as 'out/events' "
-            "(each batch is written to the directory 'out/events-TIME_IN_MS')"
-        )
-    if "\x00" in value:
-        raise ValueError(f"saveAsObjectFiles' prefix contains a NUL character: {value!r:.80}")
-    return os.path.expanduser(value)
+    return check_batch_prefix(value, "saveAsObjectFiles", "out/events")
 
 
 def _suffix(value: Any) -> str | None:
-    """The suffix (``None`` or ``""`` for none), or a clear error."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(
-            f"saveAsObjectFiles' suffix must be a string such as 'pkl' or None, got "
-            f"{type(value).__name__}: {value!r:.80}"
-        )
-    if "/" in value or os.sep in value or "\x00" in value:
-        raise ValueError(
-            f"saveAsObjectFiles' suffix ends the directory name ('prefix-TIME_IN_MS.suffix') "
-            f"and cannot contain a path separator or NUL: {value!r:.80}"
-        )
-    return value
+    return check_batch_suffix(value, "saveAsObjectFiles", "pkl")
 
 
 @attrs.frozen

@@ -12,11 +12,17 @@ to it.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from ember.sinks import Delivery, Sink, batch_path, write_batch_directory
+from ember.sinks import (
+    Delivery,
+    Sink,
+    batch_path,
+    check_batch_prefix,
+    check_batch_suffix,
+    write_batch_directory,
+)
 
 if TYPE_CHECKING:
     from ember.rdd import RDD
@@ -25,40 +31,11 @@ __all__ = ["TextSink"]
 
 
 def _prefix(value: Any) -> str:
-    """The prefix as a ``str`` path (``~`` expanded), or a clear error."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str):
-        raise TypeError(
-            f"saveAsTextFiles' prefix must be a path string such as 'out/words' (each batch "
-            f"is written to the directory 'out/words-TIME_IN_MS'), got "
-            f"{type(value).__name__}: {value!r:.80}"
-        )
-    if not value.strip():
-        raise ValueError(
-            "saveAsTextFiles' prefix must not be empty: give a path such as 'out/words' "
-            "(each batch is written to the directory 'out/words-TIME_IN_MS')"
-        )
-    if "\x00" in value:
-        raise ValueError(f"saveAsTextFiles' prefix contains a NUL character: {value!r:.80}")
-    return os.path.expanduser(value)
+    return check_batch_prefix(value, "saveAsTextFiles", "out/words")
 
 
 def _suffix(value: Any) -> str | None:
-    """The suffix (``None`` or ``""`` for none), or a clear error."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(
-            f"saveAsTextFiles' suffix must be a string such as 'txt' or None, got "
-            f"{type(value).__name__}: {value!r:.80}"
-        )
-    if "/" in value or os.sep in value or "\x00" in value:
-        raise ValueError(
-            f"saveAsTextFiles' suffix ends the directory name ('prefix-TIME_IN_MS.suffix') and "
-            f"cannot contain a path separator or NUL: {value!r:.80}"
-        )
-    return value
+    return check_batch_suffix(value, "saveAsTextFiles", "txt")
 
 
 @attrs.frozen
