@@ -59,6 +59,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ember._durable import fsync_dir
+
 if TYPE_CHECKING:
     from ember.conf import Conf
 
@@ -301,19 +303,6 @@ def _stamp() -> bytes:
     return SEGMENT_MAGIC + json.dumps(stamp, sort_keys=True).encode() + b"\n"
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
@@ -503,7 +492,7 @@ class FileWriteAheadLog(WriteAheadLog):
             _write_all(fd, [stamp])
             if self.fsync != "never":
                 os.fsync(fd)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
         except BaseException:
             os.close(fd)
             raise

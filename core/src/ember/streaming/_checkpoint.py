@@ -39,6 +39,8 @@ from typing import Any
 import attrs
 import cloudpickle
 
+from ember._durable import fsync_dir
+
 __all__ = ["Checkpoint", "CheckpointError", "CheckpointWriter", "code_fingerprint",
            "dump_graph", "load_graph", "read_checkpoint"]
 
@@ -238,7 +240,7 @@ class CheckpointWriter:
                 except OSError:
                     pass
                 raise
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             self._rotate(cp.data_dirs)
         return name
 
@@ -274,19 +276,6 @@ class CheckpointWriter:
                     os.unlink(tmp)
             except OSError:
                 pass
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _checkpoint_files(directory: str) -> list[str]:
