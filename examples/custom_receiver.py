@@ -28,9 +28,9 @@ import tempfile
 import threading
 from operator import add
 
+from _demo import BatchCounter
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
 from ember.receivers import Receiver
 
 #: The demo log: (level, how many lines).
@@ -90,20 +90,6 @@ class FileTailReceiver(Receiver):
                     pending = data[cut:]
         except OSError as exc:  # the file went away: try again later, from the same place
             self.restart(f"cannot read {self.path}", exc)
-
-
-class BatchCounter(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
 
 
 def write_demo_log(path: str, start: threading.Event) -> None:

@@ -20,59 +20,30 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import threading
 
+from _demo import DEMO_TEXT, BatchCounter, Ticker
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
 from ember.pyspark.streaming.mqtt import MQTTUtils
 
-DEMO_TEXT = [
-    "to be or not to be",
-    "that is the question",
-    "whether tis nobler in the mind to suffer",
-    "the slings and arrows of outrageous fortune",
-]
 #: Batches (with data or not) the demo prints before it stops.
 DEMO_BATCHES = 5
 
 
-class DemoPublisher:
-    """Publishes :data:`DEMO_TEXT` over and over on ``topic``, a few lines a second."""
+class DemoPublisher(Ticker):
+    """Publishes :data:`DEMO_TEXT` over and over on ``topic``, four lines a second."""
 
     def __init__(self, url: str, topic: str) -> None:
         from ember_mqtt.testing import publish
 
         self._publish = publish
         self.url, self.topic = url, topic
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-publisher", daemon=True)
-        self._thread.start()
+        self._lines = itertools.cycle(DEMO_TEXT)
+        super().__init__(0.25)
 
-    def _run(self) -> None:
-        for line in itertools.cycle(DEMO_TEXT):
-            if self._stop.wait(0.25):
-                return
-            self._publish(self.url, self.topic, [line], qos=1)
-
-    def close(self) -> None:
-        """Stop publishing."""
-        self._stop.set()
-        self._thread.join()
-
-
-class BatchCounter(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
+    def tick(self) -> None:
+        """Publish the next line."""
+        self._publish(self.url, self.topic, [next(self._lines)], qos=1)
 
 
 def main() -> None:

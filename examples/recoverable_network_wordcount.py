@@ -30,16 +30,13 @@ checkpoint directory (and the output file) are temporary.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shutil
-import socket
 import tempfile
-import threading
 
+from _demo import BatchCounter, DemoServer
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
 
 DEMO_TEXT = [
     "to be or not to be",
@@ -49,56 +46,6 @@ DEMO_TEXT = [
 DEMO_LINES_PER_SECOND = 4
 #: Batches the demo counts before it stops.
 DEMO_BATCHES = 4
-
-
-class DemoServer:
-    """A text server on 127.0.0.1: sends :data:`DEMO_TEXT` over and over to each client."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.listener = socket.create_server(("127.0.0.1", port))
-        self.port: int = self.listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="demo-text-server",
-                                        daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        self.listener.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                for line in itertools.cycle(DEMO_TEXT):
-                    if self._stop.wait(1 / DEMO_LINES_PER_SECOND):
-                        return
-                    try:
-                        conn.sendall(line.encode("utf-8") + b"\n")
-                    except OSError:
-                        break  # the client went away: wait for the next one
-
-    def close(self) -> None:
-        """Stop sending and close the server."""
-        self._stop.set()
-        self._thread.join()
-        self.listener.close()
-
-
-class BatchCounter(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
 
 
 def createContext(host: str, port: int, outputPath: str, master: str) -> StreamingContext:
@@ -147,7 +94,7 @@ def main() -> None:
     args = ap.parse_args()
     if (args.hostname is None) != (args.port is None):
         ap.error("give both a host name and a port, or neither for the demo server")
-    demo = DemoServer(args.demo_port) if args.hostname is None else None
+    demo = DemoServer(DEMO_TEXT, DEMO_LINES_PER_SECOND, args.demo_port) if args.hostname is None else None
     host, port = ("127.0.0.1", demo.port) if demo else (args.hostname, args.port)
     scratch = None if args.checkpoint else tempfile.mkdtemp(prefix="recoverable-wordcount-")
     checkpoint = args.checkpoint or os.path.join(scratch, "checkpoint")

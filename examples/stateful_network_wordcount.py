@@ -23,15 +23,12 @@ lines already received are counted first).
 from __future__ import annotations
 
 import argparse
-import itertools
 import shutil
-import socket
 import tempfile
-import threading
 
+from _demo import BatchCounter, DemoServer
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
 
 DEMO_TEXT = [
     "to be or not to be",
@@ -42,56 +39,6 @@ DEMO_TEXT = [
 DEMO_LINES_PER_SECOND = 6
 #: Batches the demo prints before it stops.
 DEMO_BATCHES = 4
-
-
-class DemoServer:
-    """A text server on 127.0.0.1: sends :data:`DEMO_TEXT` over and over to one client."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="demo-text-server",
-                                        daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        self.listener.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                for line in itertools.cycle(DEMO_TEXT):
-                    if self._stop.wait(1 / DEMO_LINES_PER_SECOND):
-                        return
-                    try:
-                        conn.sendall(line.encode("utf-8") + b"\n")
-                    except OSError:
-                        break  # the client went away: wait for the next one
-
-    def close(self) -> None:
-        """Stop sending and close the server."""
-        self._stop.set()
-        self._thread.join()
-        self.listener.close()
-
-
-class BatchCounter(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
 
 
 def updateFunc(new_values: list[int], last_sum: int | None) -> int:
@@ -110,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     if (args.hostname is None) != (args.port is None):
         ap.error("give both a host name and a port, or neither for the demo server")
-    demo = DemoServer() if args.hostname is None else None
+    demo = DemoServer(DEMO_TEXT, DEMO_LINES_PER_SECOND) if args.hostname is None else None
     hostname, port = ("127.0.0.1", demo.port) if demo else (args.hostname, args.port)
     checkpoint = args.checkpoint or tempfile.mkdtemp(prefix="stateful-wordcount-")
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
-import threading
 
+from _demo import BatchCounter, Ticker
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
 from ember.pyspark.streaming.twitter import TwitterUtils
 
 DEMO_TAGS = ["#ember", "#spark", "#python", "#streaming", "#mqtt", "#zeromq"]
@@ -31,49 +30,33 @@ DEMO_WORDS = ["counting", "windows", "over", "a", "stream", "of", "posts", "toda
 DEMO_BATCHES = 6
 
 
-class DemoFeed:
+class DemoFeed(Ticker):
     """A local X API v2 server and a thread posting a few posts with hashtags every 0.1 s."""
 
     def __init__(self) -> None:
         from ember_twitter.testing import XStreamServer
 
         self.server = XStreamServer(token="demo-token", keepalive=0.5)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-posts", daemon=True)
-        self._thread.start()
+        self._rng = random.Random(7)
+        self._ids = itertools.count(1)
+        super().__init__(0.1)
 
-    def _run(self) -> None:
-        rng = random.Random(7)
-        ids = itertools.count(1)
-        while not self._stop.wait(0.1):
-            posts = []
-            for _ in range(3):
-                # a skewed choice: the first tags are the most popular
-                tags = {DEMO_TAGS[min(int(rng.expovariate(0.8)), len(DEMO_TAGS) - 1)]
-                        for _ in range(rng.randint(1, 2))}
-                words = rng.sample(DEMO_WORDS, 3) + sorted(tags)
-                posts.append({"id": str(next(ids)), "text": " ".join(words)})
-            self.server.send(posts)
+    def tick(self) -> None:
+        """Post three posts."""
+        rng = self._rng
+        posts = []
+        for _ in range(3):
+            # a skewed choice: the first tags are the most popular
+            tags = {DEMO_TAGS[min(int(rng.expovariate(0.8)), len(DEMO_TAGS) - 1)]
+                    for _ in range(rng.randint(1, 2))}
+            words = rng.sample(DEMO_WORDS, 3) + sorted(tags)
+            posts.append({"id": str(next(self._ids)), "text": " ".join(words)})
+        self.server.send(posts)
 
     def close(self) -> None:
         """Stop posting and close the server."""
-        self._stop.set()
-        self._thread.join()
+        super().close()
         self.server.close()
-
-
-class BatchCounter(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
 
 
 def print_top(seconds: int):

@@ -18,19 +18,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import threading
 
+from _demo import DEMO_TEXT, BatchCounter, Ticker
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
 from ember.pyspark.streaming.zeromq import ZeroMQUtils
 
-DEMO_TEXT = [
-    "to be or not to be",
-    "that is the question",
-    "whether tis nobler in the mind to suffer",
-    "the slings and arrows of outrageous fortune",
-]
 #: Batches (with data or not) the demo prints before it stops.
 DEMO_BATCHES = 5
 
@@ -40,7 +33,7 @@ def bytes_to_words(frames: list[bytes]) -> list[str]:
     return frames[-1].decode("utf-8", "replace").split(" ")
 
 
-class DemoPublisher:
+class DemoPublisher(Ticker):
     """Sends :data:`DEMO_TEXT` over and over as ``[topic, line]``, four lines a second."""
 
     def __init__(self, topic: str) -> None:
@@ -48,40 +41,22 @@ class DemoPublisher:
 
         self.publisher = Publisher()
         self.topic = topic.encode("utf-8")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-publisher", daemon=True)
-        self._thread.start()
+        self._lines = itertools.cycle(DEMO_TEXT)
+        super().__init__(0.25)
 
     @property
     def url(self) -> str:
         """Where the publisher listens."""
         return self.publisher.endpoint
 
-    def _run(self) -> None:
-        for line in itertools.cycle(DEMO_TEXT):
-            if self._stop.wait(0.25):
-                return
-            self.publisher.send([[self.topic, line.encode("utf-8")]])
+    def tick(self) -> None:
+        """Send the next line."""
+        self.publisher.send([[self.topic, next(self._lines).encode("utf-8")]])
 
     def close(self) -> None:
         """Stop publishing and close the socket."""
-        self._stop.set()
-        self._thread.join()
+        super().close()
         self.publisher.close()
-
-
-class BatchCounter(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
 
 
 def main() -> None:

@@ -81,6 +81,7 @@ def test_recoverable_network_wordcount_refuses_a_changed_program(tmp_path):
     source = original.read_text(encoding="utf-8")
     assert 'line.split(" ")' in source
     changed.write_text(source.replace('line.split(" ")', "line.split()"), encoding="utf-8")
+    (tmp_path / "_demo.py").write_bytes((EXAMPLES / "_demo.py").read_bytes())  # its demo kit
     result = run(changed, args, tmp_path)
     assert result.returncode != 0
     assert "CheckpointError" in result.stderr
