@@ -15,13 +15,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember._clock import ManualClock
+from ember.testing.harness import ReceiverEvents, StreamHarness
 from ember.testing.replayable import ReplayableReceiver, ReplayableServer
 from ember.testing.sources import TestingFeed, TestingReceiver, TestingSource, TestingSourceError
 
 __all__ = [
     "ManualClock",
+    "ReceiverEvents",
     "ReplayableReceiver",
     "ReplayableServer",
+    "StreamHarness",
     "TestingFeed",
     "TestingReceiver",
     "TestingSource",

@@ -8,14 +8,11 @@ import selectors
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from ember import Conf, Context
-from ember.streaming import StreamingContext, StreamingListener
-from ember.testing import ManualClock, advance_batches
+from ember.testing import StreamHarness
 
 #: Seconds any wait of these tests may take at most (all of them end much sooner).
 WAIT = 20.0
@@ -152,105 +149,11 @@ class LineServer:
             conn.close()
 
 
-class Events(StreamingListener):
-    """What listeners saw: receiver errors, starts and stops, completed batches."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.errors: list[Any] = []
-        self.started: list[Any] = []
-        self.stopped: list[Any] = []
-        self.batches: list[Any] = []
-
-    def _add(self, kind: list[Any], item: Any) -> None:
-        with self._cond:
-            kind.append(item)
-            self._cond.notify_all()
-
-    def onReceiverStarted(self, receiverStarted: Any) -> None:
-        self._add(self.started, receiverStarted.receiverInfo())
-
-    def onReceiverError(self, receiverError: Any) -> None:
-        self._add(self.errors, receiverError.receiverInfo())
-
-    def onReceiverStopped(self, receiverStopped: Any) -> None:
-        self._add(self.stopped, receiverStopped.receiverInfo())
-
-    def onBatchCompleted(self, batchCompleted: Any) -> None:
-        self._add(self.batches, batchCompleted.batchInfo())
-
-    def error_messages(self) -> list[str]:
-        with self._cond:
-            return [info.lastErrorMessage() for info in self.errors]
-
-    def wait(self, what: Callable[[], bool], description: str, timeout: float = WAIT) -> None:
-        with self._cond:
-            ok = self._cond.wait_for(what, timeout)
-        assert ok, f"listeners did not see {description} within {timeout} s: errors {self.error_messages()}"
-
-
-class StreamTest:
-    """A StreamingContext on a manual clock (1 s batches) whose output batches are kept.
-
-    :param master: the executor (``inline`` or ``local[2]``).
-    """
-
-    __test__ = False
+class StreamTest(StreamHarness):
+    """The harness of ember.testing, with this plugin's application name."""
 
     def __init__(self, master: str) -> None:
-        conf = Conf().set("ember.streaming.blockInterval", "20ms")
-        self.sc = Context(master, "socket-test", conf=conf)
-        self.ssc = StreamingContext(self.sc, 1.0, clock=ManualClock())
-        self.events = Events()
-        self.ssc.addStreamingListener(self.events)
-        self._lock = threading.Lock()
-        self.batches: list[list[Any]] = []
-        self._idle = threading.Event()
-
-    def collect(self, stream: Any) -> None:
-        """Keep each batch of ``stream`` (its records, collected)."""
-
-        def keep(rdd: Any) -> None:
-            records = rdd.collect()
-            with self._lock:
-                self.batches.append(records)
-
-        stream.foreachRDD(keep)
-
-    def records(self) -> list[Any]:
-        with self._lock:
-            return [r for batch in self.batches for r in batch]
-
-    def start(self) -> None:
-        self.ssc.start()
-
-    def run_until(self, predicate: Callable[[], bool], description: str,
-                  timeout: float = WAIT) -> None:
-        """Run batches until ``predicate()`` holds (the data must cross the network first, so
-        this polls, a batch per turn, for at most ``timeout`` seconds)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            advance_batches(self.ssc, 1, timeout=timeout)
-            if predicate():
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {description}; got "
-                    f"{len(self.records())} records, e.g. {self.records()[-3:]!r}; receiver "
-                    f"errors: {self.events.error_messages()}"
-                )
-            self._idle.wait(0.01)
-
-    def run_until_records(self, n: int, timeout: float = WAIT) -> list[Any]:
-        """Run batches until at least ``n`` records arrived; return every record."""
-        self.run_until(lambda: len(self.records()) >= n, f"{n} records", timeout)
-        return self.records()
-
-    def stop(self, graceful: bool = False) -> float:
-        """Stop the streaming context and the context; the seconds it took."""
-        start = time.monotonic()
-        self.ssc.stop(stopSparkContext=True, stopGraceFully=graceful)
-        return time.monotonic() - start
+        super().__init__(master, app_name="socket-test")
 
 
 @pytest.fixture

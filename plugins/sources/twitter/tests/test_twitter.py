@@ -201,7 +201,7 @@ def test_a_429_waits_until_the_rate_limit_resets(x_server, stream_test):
     assert x_server.connections == 1
     stream_requests = [r for r in x_server.requests if r[1] == "/2/tweets/sample/stream"]
     assert len(stream_requests) == 2, "no request in between"
-    restarted_at = t.events.started[1][0]
+    restarted_at = t.events.started_at[1]
     assert restarted_at >= reset_mono - 0.05, "reconnected before the rate limit reset"
 
 
