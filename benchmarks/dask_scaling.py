@@ -23,40 +23,22 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import operator
 import os
 import statistics
 import sys
-import time
 
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _corpus import lines as make_lines
+from _wordcount_stream import run_word_count
 from ember import Context
-from ember.streaming import StreamingContext
-from ember.testing import ManualClock
 
 
 def run_once(sc: Context, batches: list[list[str]], expected: collections.Counter) -> float:
     """One streaming run over ``batches``; returns its seconds."""
-    clock = ManualClock()
-    ssc = StreamingContext(sc, 1.0, clock=clock)
-    total: collections.Counter = collections.Counter()
-    (
-        ssc.queueStream(batches)
-        .flatMap(str.split)
-        .map(lambda w: (w, 1))
-        .reduceByKey(operator.add)
-        .foreachRDD(lambda rdd: total.update(dict(rdd.collect())))
-    )
-    ssc.start()
-    t0 = time.perf_counter()
-    clock.advance(len(batches) * 1.0)
-    ssc._await_batch(len(batches) * 1000, timeout=600)
-    seconds = time.perf_counter() - t0
-    ssc.stop(stopSparkContext=False)
+    seconds, total = run_word_count(sc, batches)
     if total != expected:
         raise SystemExit(f"{sc.master}: streaming and plain counts differ")
     return seconds

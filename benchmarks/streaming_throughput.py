@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import operator
 import os
 import statistics
 import sys
@@ -27,9 +26,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _corpus import lines as make_lines
+from _wordcount_stream import run_word_count
 from ember import Context
-from ember.streaming import StreamingContext
-from ember.testing import ManualClock
 
 
 def plain_seconds(batches: list[list[str]]) -> tuple[float, collections.Counter]:
@@ -40,27 +38,6 @@ def plain_seconds(batches: list[list[str]]) -> tuple[float, collections.Counter]
         for line in batch:
             expected.update(line.split())
     return time.perf_counter() - t0, expected
-
-
-def engine_seconds(sc: Context, batches: list[list[str]]) -> tuple[float, collections.Counter]:
-    """One streaming run over ``batches`` on a fresh StreamingContext (the Context stays)."""
-    clock = ManualClock()
-    ssc = StreamingContext(sc, 1.0, clock=clock)
-    total: collections.Counter = collections.Counter()
-    (
-        ssc.queueStream(batches)
-        .flatMap(str.split)
-        .map(lambda w: (w, 1))
-        .reduceByKey(operator.add)
-        .foreachRDD(lambda rdd: total.update(dict(rdd.collect())))
-    )
-    ssc.start()
-    t0 = time.perf_counter()
-    clock.advance(len(batches) * 1.0)
-    ssc._await_batch(len(batches) * 1000, timeout=600)
-    seconds = time.perf_counter() - t0
-    ssc.stop(stopSparkContext=False)
-    return seconds, total
 
 
 def main() -> None:
@@ -81,7 +58,7 @@ def main() -> None:
     for _ in range(args.repeat):  # taking turns, so a busy moment hurts both alike
         seconds, expected = plain_seconds(batches)
         plain.append(seconds)
-        seconds, total = engine_seconds(sc, batches)
+        seconds, total = run_word_count(sc, batches)
         engine.append(seconds)
         if total != expected:
             raise SystemExit("streaming and plain counts differ")

@@ -23,7 +23,6 @@ import argparse
 import collections
 import http.client
 import json
-import operator
 import os
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _corpus import lines as make_lines
+from _wordcount_stream import word_count_stream
 from ember import Conf, Context
 from ember.streaming import StreamingContext
 from ember.testing import ManualClock
@@ -121,14 +121,7 @@ def run_once(batches: list[list[str]], ui: bool, expected: collections.Counter) 
         sc.parallelize([0], 2).count()
         clock = ManualClock()
         ssc = StreamingContext(sc, 1.0, clock=clock)
-        total: collections.Counter = collections.Counter()
-        (
-            ssc.queueStream(batches)
-            .flatMap(str.split)
-            .map(lambda w: (w, 1))
-            .reduceByKey(operator.add)
-            .foreachRDD(lambda rdd: total.update(dict(rdd.collect())))
-        )
+        total = word_count_stream(ssc, batches)
         ssc.start()
         if ui:
             import ember_ui
