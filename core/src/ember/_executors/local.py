@@ -316,7 +316,10 @@ class _Reader:
                     continue
                 try:
                     data = r.recv_bytes()  # type: ignore[union-attr]
-                except (EOFError, OSError):
+                except (EOFError, OSError, TypeError, ValueError):
+                    # EOF: the worker died. The others: shutdown closed this connection from
+                    # another thread while it was being read (multiprocessing then reads from
+                    # a handle of None). on_death is a no-op for a connection already shut.
                     with self._lock:
                         self._conns.pop(r, None)  # type: ignore[call-overload]
                     slot.on_death(r)  # type: ignore[arg-type]
