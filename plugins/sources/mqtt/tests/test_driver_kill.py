@@ -60,7 +60,8 @@ def test_messages_delivered_to_a_killed_driver_but_not_stored_come_back(brokers,
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=WAIT)
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # it may have finished empty 0.2 s batches (an empty file each), but stored no record
+    assert _written(tmp_path / "out") == set()
 
     second = _driver(broker, tmp_path, "second", "--until", str(len(sent)))
     try:
