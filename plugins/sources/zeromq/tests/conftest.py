@@ -32,6 +32,12 @@ class ZeroMQFeed:
     def url(self) -> str:
         return self.publisher.endpoint
 
+    @property
+    def connections(self) -> int:
+        """Subscriptions so far: the contract waits for a new stream's one, since a ``PUB``
+        socket would still route to a stopped stream's subscriber until it notices the close."""
+        return self.publisher.connections
+
     def send(self, records: list[Any]) -> None:
         self.publisher.send([[TOPIC, str(r).encode("utf-8")] for r in records])
 

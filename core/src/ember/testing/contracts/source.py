@@ -34,6 +34,11 @@ Required fixtures:
     receiver's feed makes it raise). The receiver must notice, call ``restart(...)``, and
     go on receiving what is sent afterwards — also what is sent right after ``fail()``,
     before the receiver has noticed: the feed keeps it for the next connection.
+  - ``connections: int`` (optional): how many times a source has connected to the feed so
+    far. When the feed has it, starting a stream waits until it grows. A feed that cannot
+    tell a live connection from one just closed (a ZeroMQ ``PUB`` socket still routing to
+    the stopped stream's subscriber) needs this, or what is sent for the new stream may go
+    to the old one.
 
 - ``source_factory``: a function of no arguments building the source under test, connected
   to ``feed``, exactly as a user would build it: a :class:`~ember.sources.Source` (a
@@ -86,7 +91,7 @@ from ember.plugins import api_version_fits
 from ember.receivers import Receiver, ReceiverSource
 from ember.sources import Delivery, Source
 from ember.streaming import StreamingContext, StreamingListener
-from ember.testing import ManualClock
+from ember.testing import ManualClock, wait_until
 from ember.testing.contracts.base import ContractTests
 
 __all__ = ["Feed", "ReceiverContract", "SourceContract", "StreamRun"]
@@ -124,6 +129,13 @@ def _missing(got: list[Any], want: list[Any]) -> list[Any]:
         else:
             out.append(record)
     return out
+
+
+def _wait_connected(feed: Any, before: int) -> None:
+    """Wait until ``feed.connections`` exceeds ``before`` (a new stream connected)."""
+    wait_until(lambda: feed.connections > before,
+               f"the new stream to connect to the feed (feed.connections stayed {before})",
+               WAIT)
 
 
 def _first_occurrences(records: list[Any]) -> list[Any]:
@@ -395,14 +407,19 @@ class SourceContract(ContractTests):
             ctx.stop()
 
     @pytest.fixture
-    def run_stream(self, source_context: Context) -> Iterator[Callable[[Any], StreamRun]]:
+    def run_stream(self, source_context: Context,
+                   feed: Feed) -> Iterator[Callable[[Any], StreamRun]]:
         """A function starting a :class:`StreamRun` of a built source; runs still active at
-        the end of the test are stopped."""
+        the end of the test are stopped. When the feed counts ``connections``, it returns
+        once the new stream has connected."""
         runs: list[StreamRun] = []
 
         def start(built: Any) -> StreamRun:
+            before = getattr(feed, "connections", None)
             run = StreamRun(source_context, built)
             runs.append(run)
+            if before is not None:
+                _wait_connected(feed, before)
             return run
 
         try:

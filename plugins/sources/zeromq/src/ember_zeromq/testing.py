@@ -22,7 +22,9 @@ class Publisher:
     """An ``XPUB`` socket bound to ``endpoint`` (default: a free TCP port on 127.0.0.1).
 
     Messages (lists of frames) given to :meth:`send` go out at once while at least one
-    subscriber is subscribed, and are kept, in order, while none is.
+    subscriber is subscribed, and are kept, in order, while none is. :attr:`connections`
+    counts the subscriptions received; a subscriber connecting while another is still
+    subscribed to the same prefix counts too.
 
     :param endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555`` or ``ipc:///tmp/feed``.
     """
@@ -34,6 +36,7 @@ class Publisher:
         self._lock = threading.Condition()
         self._pending: collections.deque[list[bytes]] = collections.deque()
         self._subscriptions: collections.Counter[bytes] = collections.Counter()
+        self._subscribes = 0
         self._sock: zmq.Socket | None = None
         self.endpoint = endpoint or "tcp://127.0.0.1:0"
         self._bind()
@@ -46,6 +49,7 @@ class Publisher:
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscribe, also a prefix's second
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -68,13 +72,21 @@ class Publisher:
                 if sock is not None and sock.poll(0):
                     message = sock.recv()
                     prefix = message[1:]
-                    # unique subscriptions (not XPUB_VERBOSE): the first subscriber of a
-                    # prefix subscribes it, the last one to leave unsubscribes it
-                    self._subscriptions[prefix] = 1 if message[:1] == b"\x01" else 0
+                    # XPUB_VERBOSE passes every subscribe, but an unsubscribe only when
+                    # the prefix's last subscriber leaves
+                    subscribe = message[:1] == b"\x01"
+                    self._subscriptions[prefix] = 1 if subscribe else 0
+                    self._subscribes += subscribe
                     self._flush()
                     self._lock.notify_all()
                     continue
             self._closed.wait(0.005)
+
+    @property
+    def connections(self) -> int:
+        """How many subscriptions arrived so far (a subscriber's reconnection counts again)."""
+        with self._lock:
+            return self._subscribes
 
     @property
     def subscribed(self) -> bool:
