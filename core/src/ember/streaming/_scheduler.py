@@ -88,6 +88,7 @@ class JobScheduler:
         self._thread: threading.Thread | None = None
         self._job_threads: set[int] = set()
         self._draining = False
+        self._dropping = False  # a prompt stop: jobs that have not started are skipped
         self.tracker = ReceivedBlockTracker()
         self.start_ms: int | None = None
         self._restart_times: list[int] = []
@@ -159,6 +160,8 @@ class JobScheduler:
 
     def stop(self, graceful: bool) -> None:
         """Stop generating batches, then finish or drop the queued ones (see module doc)."""
+        if not graceful:
+            self.drop_queued()
         for stream in self._receiver_streams():
             try:
                 stream._stop_receiving()
@@ -172,10 +175,7 @@ class JobScheduler:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         if not graceful:
-            with self._lock:
-                for batch in self._batches.values():
-                    for f in batch.futures:
-                        f.cancel()
+            self._cancel_queued()
         if self._pool is not None:
             inside = threading.get_ident() in self._job_threads
             self._pool.shutdown(wait=not inside, cancel_futures=not graceful)
@@ -184,6 +184,17 @@ class JobScheduler:
                 stream._stop()
             except Exception:
                 log.exception("stopping input stream %r failed", stream)
+
+    def drop_queued(self) -> None:
+        """The first step of a prompt stop: no queued job starts from now on."""
+        self._dropping = True
+        self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        with self._lock:
+            for batch in self._batches.values():
+                for f in batch.futures:
+                    f.cancel()
 
     # ------------------------------------------------------------------ inputs
     def report_input(self, time_ms: int, info: StreamInputInfo) -> None:
@@ -260,6 +271,8 @@ class JobScheduler:
 
     # ------------------------------------------------------------------ running
     def _run_job(self, batch: _Batch, job: Job) -> None:
+        if self._dropping:  # stopped promptly after this job was queued: it is dropped
+            return
         self._job_threads.add(threading.get_ident())
         now = self.clock.now_ms()
         with self._lock:

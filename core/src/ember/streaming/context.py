@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import enum
 import logging
 import threading
@@ -22,6 +23,45 @@ log = logging.getLogger("ember.streaming")
 
 _active_lock = threading.RLock()
 _active: StreamingContext | None = None
+_exit_hook_registered = False
+
+
+def _stop_on_exit() -> None:
+    """Stop the active StreamingContext when the interpreter exits (Spark's shutdown hook).
+
+    Runs before the job threads are joined, so a program that ends, or is interrupted, without
+    calling ``stop()`` exits at once instead of first running every queued batch. Gracefully
+    when ``ember.streaming.stopGracefullyOnShutdown`` is true (default false, as in Spark).
+    """
+    ssc = _active
+    if ssc is None:
+        return
+    graceful = bool(ssc._sc._conf.getBoolean("ember.streaming.stopGracefullyOnShutdown", False))
+    log.info("the interpreter is exiting: stop(stopGraceFully=%s) of the active "
+             "StreamingContext", graceful)
+    try:
+        ssc.stop(stopSparkContext=False, stopGraceFully=graceful)
+    except Exception:
+        log.exception("stopping the StreamingContext at exit failed")
+
+
+def _register_exit_hook() -> None:
+    """Register :func:`_stop_on_exit` once, after the job threads' own exit hook.
+
+    ``threading._register_atexit`` hooks run before non-daemon and executor threads are
+    joined, latest first; ``atexit`` ones only after that join, too late to skip queued batches.
+    """
+    global _exit_hook_registered
+    if _exit_hook_registered:
+        return
+    import concurrent.futures.thread  # noqa: F401  (its exit hook first, so ours runs before it)
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        (register or atexit.register)(_stop_on_exit)
+    except RuntimeError:  # the interpreter is already shutting down
+        return
+    _exit_hook_registered = True
 
 
 class StreamingContextState(str, enum.Enum):
@@ -356,6 +396,7 @@ class StreamingContext:
                     "only one StreamingContext may be active in a process; stop the active "
                     "one (StreamingContext.getActive().stop(stopSparkContext=False)) first"
                 )
+            _register_exit_hook()
             self._scheduler = JobScheduler(self)
             self._scheduler.start(self._restored)
             self._state = StreamingContextState.ACTIVE
@@ -387,6 +428,8 @@ class StreamingContext:
                     self._sc.stop()
                 return
             was_active = self._state is StreamingContextState.ACTIVE
+            if was_active and not stopGraceFully:  # before anyone can see STOPPED
+                self._scheduler.drop_queued()
             self._state = StreamingContextState.STOPPED
         in_job = was_active and self._scheduler.in_job()
         try:

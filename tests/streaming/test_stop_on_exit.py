@@ -1,0 +1,72 @@
+"""A program that ends (or is interrupted) without calling ``stop()``: the active
+StreamingContext is stopped at interpreter exit, as Spark's shutdown hook does, instead of
+the process first running every queued batch (or hanging on one that waits for the stop)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PROGRAM = textwrap.dedent("""
+    import json, os, signal, sys, time
+    from ember import Conf, Context
+    from ember.streaming import StreamingContext, StreamingContextState
+    from ember.testing import ManualClock
+
+    out, graceful = sys.argv[1], sys.argv[2]
+    conf = Conf().set("spark.streaming.stopGracefullyOnShutdown", graceful)
+    sc = Context("inline", "exit-test", conf=conf)
+    clock = ManualClock()
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    done = []
+
+    def keep(t, rdd):
+        if not done:  # the first batch runs until the context is being stopped
+            while ssc.getState() is not StreamingContextState.STOPPED:
+                time.sleep(0.005)
+        done.append(rdd.collect())
+        with open(out, "w") as f:
+            json.dump(done, f)
+
+    ssc.queueStream([[i] for i in range(5)]).foreachRDD(keep)
+    ssc.start()
+    clock.advance(5.0)  # five batches generated; the first one blocks the other four
+    while len(ssc._scheduler._batches) < 5:
+        time.sleep(0.005)
+    {ending}
+""")
+
+
+CTRL_C = "os.kill(os.getpid(), signal.SIGINT); time.sleep(30)"
+
+
+@pytest.mark.parametrize("ending", ["pass", CTRL_C], ids=["end", "ctrl-c"])
+def test_an_unstopped_context_is_stopped_at_exit_dropping_queued_batches(tmp_path, ending):
+    out = tmp_path / "done.json"
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM.format(ending=ending))
+    proc = subprocess.run(
+        [sys.executable, str(program), str(out), "false"],
+        capture_output=True, text=True, timeout=60,
+    )
+    if ending == "pass":
+        assert proc.returncode == 0, proc.stderr
+    else:  # Python ends with an error status, by SIGINT or 1 depending on its signal set-up
+        assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr, proc.stderr
+    assert json.loads(out.read_text()) == [[0]], "the running batch ends; queued ones are dropped"
+
+
+def test_stop_gracefully_on_shutdown_runs_the_queued_batches_first(tmp_path):
+    out = tmp_path / "done.json"
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM.format(ending="pass"))
+    proc = subprocess.run(
+        [sys.executable, str(program), str(out), "true"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text()) == [[0], [1], [2], [3], [4]]
