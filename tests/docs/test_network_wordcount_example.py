@@ -46,9 +46,10 @@ def test_with_a_host_and_port_it_reads_that_server_until_interrupted(tmp_path):
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(30)
     port = server.getsockname()[1]
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # faulthandler: a hang is reported with every thread's stack
         [sys.executable, str(EXAMPLE), "127.0.0.1", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**_env(), "PYTHONFAULTHANDLER": "1"},
     )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
@@ -69,7 +70,13 @@ def test_with_a_host_and_port_it_reads_that_server_until_interrupted(tmp_path):
                     pass
             assert any(s.startswith("Time: ") for s in seen)
             proc.send_signal(signal.SIGINT)  # Ctrl-C: a graceful stop
-            assert proc.wait(timeout=30) == 0, proc.stderr.read()
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)  # faulthandler prints the threads' stacks
+                proc.wait(10)
+                raise AssertionError(f"no exit 30 s after Ctrl-C:\n{proc.stderr.read()}") from None
+            assert code == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
