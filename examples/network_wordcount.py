@@ -55,8 +55,8 @@ def main() -> None:
 
     batches = BatchCounter(DEMO_BATCHES)
     ssc.addStreamingListener(batches)
-    ssc.start()  # start the computation
     try:
+        ssc.start()  # start the computation
         if demo is None:
             ssc.awaitTermination()  # wait for the computation to terminate (Ctrl-C)
         else:
