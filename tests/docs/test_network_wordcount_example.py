@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "network_wordcount.py"
 HEADER = "-------------------------------------------"
@@ -42,6 +44,18 @@ def test_with_no_arguments_it_counts_the_demo_servers_words_and_stops_by_itself(
     assert took < 30, f"the demo took {took:.0f} s"
 
 
+@pytest.fixture
+def ctrl_c_reaches_children():
+    """Un-ignore SIGINT in this process while the test runs: started in the background by a
+    non-interactive shell (``pytest &``), it is ignored, and children would inherit that."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_with_a_host_and_port_it_reads_that_server_until_interrupted(tmp_path):
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(30)
