@@ -5,11 +5,15 @@ the process first running every queued batch (or hanging on one that waits for t
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from ember import Conf, Context
+from ember.streaming import StreamingContext
+from ember.testing import ManualClock
 
 PROGRAM = textwrap.dedent("""
     import json, os, signal, sys, time
@@ -19,6 +23,7 @@ PROGRAM = textwrap.dedent("""
 
     out, graceful = sys.argv[1], sys.argv[2]
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     conf = Conf().set("spark.streaming.stopGracefullyOnShutdown", graceful)
     sc = Context("inline", "exit-test", conf=conf)
     clock = ManualClock()
@@ -71,3 +76,42 @@ def test_stop_gracefully_on_shutdown_runs_the_queued_batches_first(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == [[0], [1], [2], [3], [4]]
+
+
+TERM = "os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)"
+
+
+def test_with_stop_gracefully_on_shutdown_sigterm_stops_gracefully(tmp_path):
+    out = tmp_path / "done.json"
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM.format(ending=TERM))
+    proc = subprocess.run([sys.executable, str(program), str(out), "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert json.loads(out.read_text()) == [[0], [1], [2], [3], [4]]
+
+
+def test_without_it_sigterm_keeps_its_default_action(tmp_path):
+    out = tmp_path / "done.json"
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM.format(ending=TERM))
+    proc = subprocess.run([sys.executable, str(program), str(out), "false"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert not out.exists(), "killed at once: the blocked first batch never ended"
+
+
+def test_sigterm_gets_its_default_action_back_after_stop():
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        sc = Context("inline", "sigterm", conf=Conf().set(
+            "ember.streaming.stopGracefullyOnShutdown", "true"))
+        ssc = StreamingContext(sc, 1.0, clock=ManualClock())
+        ssc.queueStream([[1]]).foreachRDD(lambda rdd: None)
+        ssc.start()
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "set while active"
+        ssc.stop()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)

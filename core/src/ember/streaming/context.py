@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import enum
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -62,6 +63,34 @@ def _register_exit_hook() -> None:
     except RuntimeError:  # the interpreter is already shutting down
         return
     _exit_hook_registered = True
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM as an interpreter exit, so that :func:`_stop_on_exit` stops gracefully."""
+    log.info("SIGTERM: exiting; the active StreamingContext stops gracefully first")
+    raise SystemExit(128 + signum)
+
+
+def _handle_sigterm(conf: Conf) -> None:
+    """With ``ember.streaming.stopGracefullyOnShutdown``, make SIGTERM (``kill``, a container
+    stop) end the program through a normal exit, as Spark's shutdown hook sees it.
+
+    Only from the main thread, and only while SIGTERM has its default action: a handler the
+    program installed itself is left alone.
+    """
+    if not conf.getBoolean("ember.streaming.stopGracefullyOnShutdown", False):
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _release_sigterm() -> None:
+    """Give SIGTERM its default action back once no StreamingContext is active."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is _exit_on_sigterm):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class StreamingContextState(str, enum.Enum):
@@ -397,6 +426,7 @@ class StreamingContext:
                     "one (StreamingContext.getActive().stop(stopSparkContext=False)) first"
                 )
             _register_exit_hook()
+            _handle_sigterm(self._sc._conf)
             self._scheduler = JobScheduler(self)
             self._scheduler.start(self._restored)
             self._state = StreamingContextState.ACTIVE
@@ -457,6 +487,7 @@ class StreamingContext:
         with _active_lock:
             if _active is self:
                 _active = None
+                _release_sigterm()
         for adapter in self._listeners:
             try:
                 self._sc._hooks.unregister(adapter)
