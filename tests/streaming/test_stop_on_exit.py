@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import pytest
 from ember import Conf, Context
@@ -48,57 +50,48 @@ PROGRAM = textwrap.dedent("""
 
 
 CTRL_C = "os.kill(os.getpid(), signal.SIGINT); time.sleep(30)"
+TERM = "os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)"
+ALL_BATCHES = [[0], [1], [2], [3], [4]]
+
+
+def _run(tmp_path: Path, ending: str, graceful: bool) -> tuple[subprocess.CompletedProcess[str],
+                                                              Any]:
+    """Run the program ending with ``ending``; return it and the batches it completed (None
+    when it completed none)."""
+    out = tmp_path / "done.json"
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM.format(ending=ending))
+    proc = subprocess.run([sys.executable, str(program), str(out), str(graceful).lower()],
+                          capture_output=True, text=True, timeout=60)
+    return proc, json.loads(out.read_text()) if out.exists() else None
 
 
 @pytest.mark.parametrize("ending", ["pass", CTRL_C], ids=["end", "ctrl-c"])
 def test_an_unstopped_context_is_stopped_at_exit_dropping_queued_batches(tmp_path, ending):
-    out = tmp_path / "done.json"
-    program = tmp_path / "program.py"
-    program.write_text(PROGRAM.format(ending=ending))
-    proc = subprocess.run(
-        [sys.executable, str(program), str(out), "false"],
-        capture_output=True, text=True, timeout=60,
-    )
+    proc, done = _run(tmp_path, ending, graceful=False)
     if ending == "pass":
         assert proc.returncode == 0, proc.stderr
     else:
         assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr, proc.stderr
-    assert json.loads(out.read_text()) == [[0]], "the running batch ends; queued ones are dropped"
+    assert done == [[0]], "the running batch ends; queued ones are dropped"
 
 
 def test_stop_gracefully_on_shutdown_runs_the_queued_batches_first(tmp_path):
-    out = tmp_path / "done.json"
-    program = tmp_path / "program.py"
-    program.write_text(PROGRAM.format(ending="pass"))
-    proc = subprocess.run(
-        [sys.executable, str(program), str(out), "true"],
-        capture_output=True, text=True, timeout=60,
-    )
+    proc, done = _run(tmp_path, "pass", graceful=True)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(out.read_text()) == [[0], [1], [2], [3], [4]]
-
-
-TERM = "os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)"
+    assert done == ALL_BATCHES
 
 
 def test_with_stop_gracefully_on_shutdown_sigterm_stops_gracefully(tmp_path):
-    out = tmp_path / "done.json"
-    program = tmp_path / "program.py"
-    program.write_text(PROGRAM.format(ending=TERM))
-    proc = subprocess.run([sys.executable, str(program), str(out), "true"],
-                          capture_output=True, text=True, timeout=60)
+    proc, done = _run(tmp_path, TERM, graceful=True)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
-    assert json.loads(out.read_text()) == [[0], [1], [2], [3], [4]]
+    assert done == ALL_BATCHES
 
 
 def test_without_it_sigterm_keeps_its_default_action(tmp_path):
-    out = tmp_path / "done.json"
-    program = tmp_path / "program.py"
-    program.write_text(PROGRAM.format(ending=TERM))
-    proc = subprocess.run([sys.executable, str(program), str(out), "false"],
-                          capture_output=True, text=True, timeout=60)
+    proc, done = _run(tmp_path, TERM, graceful=False)
     assert proc.returncode == -signal.SIGTERM, proc.stderr
-    assert not out.exists(), "killed at once: the blocked first batch never ended"
+    assert done is None, "killed at once: the blocked first batch never ended"
 
 
 def test_sigterm_gets_its_default_action_back_after_stop():
