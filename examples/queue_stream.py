@@ -13,26 +13,11 @@ batches, so nothing waits longer than the batches take.
 from __future__ import annotations
 
 import argparse
-import threading
 from operator import add
 
+from _demo import BatchCounter
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
-
-
-class StopAfterBatches(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
 
 
 def main() -> None:
@@ -53,7 +38,7 @@ def main() -> None:
     by_digit = numbers.map(lambda x: (x % 10, 1)).reduceByKey(add)
     by_digit.pprint()
 
-    listener = StopAfterBatches(args.batches)
+    listener = BatchCounter(args.batches)
     ssc.addStreamingListener(listener)
     ssc.start()
     finished = listener.done.wait(timeout=30 + args.batches * args.interval)

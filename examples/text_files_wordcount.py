@@ -23,31 +23,16 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 from operator import add
 
+from _demo import BatchCounter
 from ember.pyspark import SparkContext
 from ember.pyspark.streaming import StreamingContext
-from ember.pyspark.streaming.listener import StreamingListener
 
 DEMO_FILES = {
     "part-1.txt": "the quick brown fox\njumps over the lazy dog\n",
     "part-2.txt": "the dog sleeps\nthe fox runs away\n",
 }
-
-
-class StopAfterBatches(StreamingListener):
-    """Sets :attr:`done` once ``n`` batches have completed."""
-
-    def __init__(self, n: int) -> None:
-        self.remaining = n
-        self.done = threading.Event()
-
-    def onBatchCompleted(self, batchCompleted: object) -> None:
-        """Count one completed batch."""
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
 
 
 def write_demo_files(directory: str) -> None:
@@ -79,7 +64,7 @@ def count_words(directory: str, interval: float, master: str) -> None:
     counts = lines.flatMap(lambda line: line.split()).map(lambda w: (w, 1)).reduceByKey(add)
     counts.pprint()
 
-    listener = StopAfterBatches(len(files))
+    listener = BatchCounter(len(files))
     ssc.addStreamingListener(listener)
     ssc.start()
     finished = listener.done.wait(timeout=30 + len(files) * interval)
